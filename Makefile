@@ -1,0 +1,48 @@
+# vaora — build, test and run. `make demo` and `make test` need only Go and make.
+GO        ?= go
+BIN       := bin
+DEMO_DIR  ?= .demo
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+export CGO_ENABLED ?= 0
+
+.PHONY: all build test demo vet lint cross integration race bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: formatting, vet and every test that needs nothing but Go. Integration and browser tests are skipped with a
+## notice unless VAORA_TEST_MQTT, VAORA_TEST_PG or VAORA_TEST_CHROMIUM are set (see .ci/run).
+test: vet
+	$(GO) test -count=1 ./...
+	@[ -n "$$VAORA_TEST_MQTT" ] || echo "NOTICE: VAORA_TEST_MQTT not set: tests against a real Mosquitto were skipped (CI runs them: .ci/run)"
+	@[ -n "$$VAORA_TEST_PG" ] || echo "NOTICE: VAORA_TEST_PG not set: tests against a real PostgreSQL were skipped (CI runs them: .ci/run)"
+	@[ -n "$$VAORA_TEST_CHROMIUM" ] || echo "NOTICE: VAORA_TEST_CHROMIUM not set: the browser test was skipped (CI runs it: .ci/run)"
+
+demo: build
+	$(BIN)/vaoractl demo --dir $(DEMO_DIR)
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+lint: vet
+	$(GO) run $(STATICCHECK) ./...
+
+## cross: vaorad for the Pi (64-bit OS, and 32-bit on ARMv6 boards such as the Pi Zero / 1).
+cross:
+	GOOS=linux GOARCH=arm64 $(GO) build -o $(BIN)/linux-arm64/vaorad ./cmd/vaorad
+	GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o $(BIN)/linux-armv6/vaorad ./cmd/vaorad
+
+## race: the race detector needs cgo (gcc).
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./sync/outbox/ ./hub/store/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// demo starts vaorahub (embedded broker, SQLite) on free ports and one vaorad reading this terminal, and stops both
+// on Ctrl-C. Logs go to files in the demo directory so the terminal shows only what a guard would see.
+func demo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vaoractl demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bin := fs.String("bin", "", "directory holding vaorad and vaorahub (default: next to vaoractl)")
+	dir := fs.String("dir", ".demo", "directory for the demo's database, outbox and logs")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		*bin = filepath.Dir(self)
+	}
+	for _, name := range []string{"vaorad", "vaorahub"} {
+		if _, err := os.Stat(filepath.Join(*bin, name)); err != nil {
+			return usageError{fmt.Errorf("%s not found in %s: run `make build` first, or pass --bin", name, *bin)}
+		}
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	hubLog, err := os.OpenFile(filepath.Join(*dir, "hub.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer hubLog.Close()
+	hub := exec.Command(filepath.Join(*bin, "vaorahub"), "--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0",
+		"--db", "sqlite:"+filepath.Join(*dir, "hub.db"), "--worker-id", "demo")
+	hub.Stderr = hubLog
+	hubOut, err := hub.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := hub.Start(); err != nil {
+		return fmt.Errorf("start vaorahub: %w", err)
+	}
+	hubDone := waitChild(hub)
+	defer stopChild(hub, hubDone)
+
+	var hubURL, brokerURL string
+	lines := bufio.NewScanner(hubOut)
+	for (hubURL == "" || brokerURL == "") && lines.Scan() {
+		if v, ok := strings.CutPrefix(lines.Text(), "vaora hub: "); ok {
+			hubURL = v
+		}
+		if v, ok := strings.CutPrefix(lines.Text(), "broker: "); ok {
+			brokerURL = v
+		}
+	}
+	if hubURL == "" || brokerURL == "" {
+		return fmt.Errorf("vaorahub did not start: see %s", filepath.Join(*dir, "hub.log"))
+	}
+	go io.Copy(io.Discard, hubOut)
+
+	devLog, err := os.OpenFile(filepath.Join(*dir, "device.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer devLog.Close()
+	dev := exec.Command(filepath.Join(*bin, "vaorad"), "--device-id", "demo-gate", "--broker", brokerURL,
+		"--state-dir", filepath.Join(*dir, "device"), "--input", "stdin")
+	dev.Stdin, dev.Stdout, dev.Stderr = stdin, stdout, devLog
+	if err := dev.Start(); err != nil {
+		return fmt.Errorf("start vaorad: %w", err)
+	}
+	devDone := waitChild(dev)
+	defer stopChild(dev, devDone)
+
+	fmt.Fprintf(stdout, `
+vaora demo
+  hub:     %s   (open it in a browser)
+  broker:  %s
+  logs:    %s/hub.log, %s/device.log
+
+Scan with a USB reader in keyboard mode, or paste a code and press Enter, e.g.
+  001090012345|123456789|Nguyễn Văn An|01021990|Nam|12 Phố Hàng Bạc, Phường Hoàn Kiếm, Hà Nội|10102021
+Ctrl-C stops the demo.
+
+`, hubURL, brokerURL, *dir, *dir)
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "\nstopping the demo…")
+		return nil
+	case <-hubDone:
+		return fmt.Errorf("vaorahub exited unexpectedly: see %s", filepath.Join(*dir, "hub.log"))
+	case <-devDone:
+		return fmt.Errorf("vaorad exited unexpectedly: see %s", filepath.Join(*dir, "device.log"))
+	}
+}
+
+func waitChild(c *exec.Cmd) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	return done
+}
+
+// stopChild asks a child to stop (SIGTERM: vaorad loses nothing accepted) and kills it if it does not.
+func stopChild(c *exec.Cmd, done <-chan struct{}) {
+	c.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.Process.Kill()
+	}
+}

@@ -1,0 +1,48 @@
+// Command vaoractl is the operator's tool. Today: `vaoractl demo`, which runs a hub and one device on this machine.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: vaoractl COMMAND [flags]
+
+commands:
+  demo    run a hub (embedded broker and database) and one device reading codes typed or pasted here
+`
+
+type usageError struct{ error }
+
+func main() {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "vaoractl:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "vaoractl:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("no command given")}
+	}
+	switch args[0] {
+	case "demo":
+		return demo(args[1:], stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+}

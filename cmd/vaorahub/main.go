@@ -1,0 +1,157 @@
+// Command vaorahub is the central hub: it ingests the devices' entries from an MQTT broker (its own embedded one by
+// default), stores them (SQLite by default, PostgreSQL for larger sites), and serves the live, masked web view.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vaora/vaora/configs"
+	"github.com/vaora/vaora/hub/broker"
+	"github.com/vaora/vaora/hub/store"
+	"github.com/vaora/vaora/hub/web"
+	"github.com/vaora/vaora/sync/ingest"
+	"github.com/vaora/vaora/sync/wire"
+)
+
+// usageError is a bad flag or config: exit status 2.
+type usageError struct{ error }
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "vaorahub:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "vaorahub:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vaorahub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "hub config file (YAML; see configs/vaorahub.example.yaml)")
+	httpAddr := fs.String("http", "", "listen address of the web UI and API (default 127.0.0.1:8080)")
+	mqttListen := fs.String("mqtt-listen", "", "run the embedded MQTT broker on this address (default 127.0.0.1:1883)")
+	brokerURL := fs.String("broker", "", "use an external MQTT broker instead of the embedded one (tcp://host:port)")
+	dbURL := fs.String("db", "", "database: sqlite:PATH (default) or postgres://...")
+	topicRoot := fs.String("topic-root", "", "MQTT topic root (default vaora/v1)")
+	shareGroup := fs.String("share-group", "", "shared-subscription group of the ingest workers (default ingest)")
+	workerID := fs.String("worker-id", "", "this process's ingest worker id (default HOSTNAME-PID)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := configs.DefaultHub()
+	if *configPath != "" {
+		var err error
+		if cfg, err = configs.LoadHub(*configPath); err != nil {
+			return usageError{err}
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["broker"] && set["mqtt-listen"] {
+		return usageError{errors.New("--broker and --mqtt-listen exclude each other: use the embedded broker or an external one")}
+	}
+	override(&cfg.HTTP, *httpAddr, set["http"])
+	override(&cfg.DB, *dbURL, set["db"])
+	override(&cfg.TopicRoot, *topicRoot, set["topic-root"])
+	override(&cfg.ShareGroup, *shareGroup, set["share-group"])
+	override(&cfg.WorkerID, *workerID, set["worker-id"])
+	if set["broker"] {
+		cfg.Broker, cfg.MQTTListen = *brokerURL, ""
+	}
+	if set["mqtt-listen"] {
+		cfg.MQTTListen, cfg.Broker = *mqttListen, ""
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)}
+	}
+	if cfg.WorkerID == "" {
+		host, _ := os.Hostname()
+		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	db, err := store.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	brokerAddr := cfg.Broker
+	if cfg.MQTTListen != "" {
+		b, err := broker.Start(cfg.MQTTListen, log)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokerAddr = b.URL()
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("web UI: listen on %s: %w (is another hub running? choose another --http)", cfg.HTTP, err)
+	}
+	ui := web.New(db, log)
+	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}
+
+	fmt.Fprintf(stdout, "vaora hub: http://%s/\n", ln.Addr())
+	fmt.Fprintf(stdout, "broker: %s\n", brokerAddr)
+	log.Info("hub started", "http", ln.Addr().String(), "broker", brokerAddr, "db", store.Redact(cfg.DB),
+		"topic_root", cfg.TopicRoot, "worker", cfg.WorkerID)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("web UI: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error {
+		return ingest.Run(gctx, ingest.Config{Broker: brokerAddr, WorkerID: cfg.WorkerID, ShareGroup: cfg.ShareGroup,
+			Topics: wire.Topics{Root: cfg.TopicRoot}, Log: log.With("component", "ingest"), Committed: ui.Notify}, db)
+	})
+	err = g.Wait()
+	log.Info("hub stopped")
+	return err
+}
+
+func override(dst *string, v string, set bool) {
+	if set {
+		*dst = v
+	}
+}

@@ -1,0 +1,136 @@
+// Package gate runs each code a reader delivers through the scan's path — parse, decide, record, feedback — and
+// keeps the promise the guard relies on: a green or amber answer is shown only after the entry is committed; a code
+// that cannot be committed is shown as a fault, never as success.
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/vaora/vaora/scanner/clock"
+	"github.com/vaora/vaora/scanner/decide"
+	"github.com/vaora/vaora/scanner/payload"
+)
+
+// Source delivers codes as read. A payload.Reason returned as the error rejects that one read and the source goes
+// on; io.EOF ends the source.
+type Source interface {
+	Next(ctx context.Context) (string, error)
+}
+
+// Recorder commits an entry durably. When Record returns nil the entry is accepted.
+type Recorder interface {
+	Record(ctx context.Context, s Scan) (Receipt, error)
+}
+
+// Feedback tells the person at the gate.
+type Feedback interface {
+	Show(o Outcome)
+}
+
+// Scan is what the gate records of one accepted code: no name or ID number, only the masked name the hub shows.
+type Scan struct {
+	Direction  string
+	Kind       payload.Kind
+	State      decide.State
+	Reasons    []string // reason codes
+	MaskedName string
+	Time       clock.Stamp
+}
+
+// Receipt is the identity the outbox gave an entry.
+type Receipt struct {
+	Epoch uint64
+	Seq   uint64
+}
+
+// Outcome is what happened to one code.
+type Outcome struct {
+	Result     string // accepted | rejected | fault
+	State      decide.State
+	Kind       payload.Kind
+	Direction  string
+	MaskedName string
+	Reasons    []payload.Reason
+	Receipt    Receipt // set when accepted
+}
+
+// Gate is one device's scan path.
+type Gate struct {
+	Device    string
+	Direction string // in | out
+	Policy    decide.Policy
+	Clock     *clock.Clock
+	Recorder  Recorder
+	Feedback  Feedback
+	Log       *slog.Logger
+}
+
+// Run handles every code from src until it ends (io.EOF: nil) or ctx is cancelled.
+func (g *Gate) Run(ctx context.Context, name string, src Source) error {
+	for {
+		text, err := src.Next(ctx)
+		var bad payload.Reason
+		switch {
+		case err == nil || errors.As(err, &bad):
+			g.Handle(ctx, text, err)
+		case errors.Is(err, io.EOF):
+			g.Log.Info("input ended", "input", name)
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		default:
+			return fmt.Errorf("input %s: %w", name, err)
+		}
+	}
+}
+
+// Handle takes one read (text, or the reason the read itself was rejected) through decide, record and feedback.
+func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
+	stamp := g.Clock.Now()
+	var res payload.Result
+	var bad payload.Reason
+	if errors.As(readErr, &bad) {
+		res = payload.Result{Kind: payload.KindOther, Identity: payload.IdentityNone, Reasons: []payload.Reason{bad}}
+	} else {
+		res = payload.Parse(text, stamp.Wall)
+	}
+	d := decide.Decide(g.Policy, res)
+	o := Outcome{Result: "rejected", State: d.State, Kind: res.Kind, Direction: g.Direction,
+		MaskedName: res.Masked.Name, Reasons: d.Reasons}
+	if d.Record {
+		rc, err := g.Recorder.Record(ctx, Scan{Direction: g.Direction, Kind: res.Kind, State: d.State,
+			Reasons: codes(d.Reasons), MaskedName: res.Masked.Name, Time: stamp})
+		if err != nil {
+			g.Log.Error("recording failed: the scan was NOT accepted", "device", g.Device, "err", err)
+			o.Result, o.State = "fault", decide.Red
+			o.Reasons = append(o.Reasons, payload.Reason{Code: "storage_fault", Severity: payload.SeverityError,
+				Message: "this scan could not be saved and is not admitted; call the administrator"})
+		} else {
+			o.Result, o.Receipt = "accepted", rc
+		}
+	}
+	g.logDecision(o)
+	g.Feedback.Show(o)
+	return o
+}
+
+func (g *Gate) logDecision(o Outcome) {
+	attrs := []any{"outcome", o.Result, "state", string(o.State), "device", g.Device}
+	if o.Result == "accepted" {
+		attrs = append(attrs, "epoch", fmt.Sprintf("%016x", o.Receipt.Epoch), "seq", o.Receipt.Seq)
+	}
+	attrs = append(attrs, "kind", string(o.Kind), "direction", o.Direction, "reasons", codes(o.Reasons))
+	g.Log.Info("decision", attrs...)
+}
+
+func codes(rs []payload.Reason) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Code)
+	}
+	return out
+}
