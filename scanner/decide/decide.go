@@ -35,8 +35,7 @@ func Decide(p Policy, r payload.Result) Decision {
 	d := Decision{State: Green, Record: true, Reasons: r.Reasons}
 	if r.Identity != payload.IdentityVerified && !p.ClaimedGreen {
 		d.State = Amber
-		d.Reasons = append(d.Reasons, payload.Reason{Code: "identity_claimed", Severity: payload.SeverityWarning,
-			Message: "identity claimed, not verified: compare the name with the person or their card"})
+		d.Reasons = append(d.Reasons, payload.GateReason(payload.CodeIdentityClaimed))
 	}
 	return d
 }

@@ -107,8 +107,7 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 		if err != nil {
 			g.Log.Error("recording failed: the scan was NOT accepted", "device", g.Device, "err", err)
 			o.Result, o.State = "fault", decide.Red
-			o.Reasons = append(o.Reasons, payload.Reason{Code: "storage_fault", Severity: payload.SeverityError,
-				Message: "this scan could not be saved and is not admitted; call the administrator"})
+			o.Reasons = append(o.Reasons, payload.GateReason(payload.CodeStorageFault))
 		} else {
 			o.Result, o.Receipt = "accepted", rc
 		}

@@ -95,7 +95,7 @@ func (l *LineReader) take() (string, error) {
 	l.buf = l.buf[:0]
 	if l.over {
 		l.over = false
-		return "", payload.Reason{Code: "too_long", Severity: payload.SeverityError,
+		return "", payload.Reason{Code: payload.CodeTooLong, Severity: payload.SeverityError,
 			Message: fmt.Sprintf("the code is longer than %d bytes and was discarded; a personal code is far shorter (is the reader sending garbage?)", l.max)}
 	}
 	return s, nil

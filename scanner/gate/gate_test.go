@@ -1,0 +1,134 @@
+package gate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/vaora/vaora/scanner/clock"
+	"github.com/vaora/vaora/scanner/decide"
+	"github.com/vaora/vaora/scanner/payload"
+)
+
+const cccd = "001090012345|123456789|Nguyễn Văn An|01021990|Nam|12 Phố Hàng Bạc, Phường Hoàn Kiếm, Hà Nội|10102021"
+
+// memRecorder is a fake outbox: it numbers what it records, or fails when told to.
+type memRecorder struct {
+	fail  error
+	scans []Scan
+}
+
+func (m *memRecorder) Record(_ context.Context, s Scan) (Receipt, error) {
+	if m.fail != nil {
+		return Receipt{}, m.fail
+	}
+	m.scans = append(m.scans, s)
+	return Receipt{Epoch: 0xab, Seq: uint64(len(m.scans))}, nil
+}
+
+type shown []Outcome
+
+func (s *shown) Show(o Outcome) { *s = append(*s, o) }
+
+func newGate(rec Recorder, fb Feedback, logs io.Writer) *Gate {
+	return &Gate{Device: "gate-1", Direction: "in", Clock: clock.New(), Recorder: rec, Feedback: fb,
+		Log: slog.New(slog.NewJSONHandler(logs, nil))}
+}
+
+func decisionLog(t *testing.T, logs *bytes.Buffer) map[string]any {
+	t.Helper()
+	var m map[string]any
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil || m["msg"] != "decision" {
+		t.Fatalf("last log line is not a decision: %q", lines[len(lines)-1])
+	}
+	return m
+}
+
+func TestAccepted(t *testing.T) {
+	rec, fb, logs := &memRecorder{}, &shown{}, &bytes.Buffer{}
+	o := newGate(rec, fb, logs).Handle(context.Background(), cccd, nil)
+	if o.Result != "accepted" || o.State != decide.Amber || o.Receipt.Seq != 1 || len(*fb) != 1 {
+		t.Fatalf("outcome %+v", o)
+	}
+	s := rec.scans[0]
+	if s.MaskedName != "Nguyễn Văn ***" || s.Kind != payload.KindCCCD || s.Direction != "in" || s.Time.Wall.IsZero() {
+		t.Fatalf("recorded %+v", s)
+	}
+	m := decisionLog(t, logs)
+	if m["outcome"] != "accepted" || m["state"] != "amber" || m["epoch"] != "00000000000000ab" || m["seq"] != 1.0 ||
+		m["kind"] != "cccd" || m["direction"] != "in" || m["device"] != "gate-1" {
+		t.Fatalf("decision log %v", m)
+	}
+	for _, secret := range []string{"Văn An", "001090012345", "Hàng Bạc", "Nguyễn"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("log contains %q: %s", secret, logs)
+		}
+	}
+}
+
+func TestRejectedIsNotRecorded(t *testing.T) {
+	rec, fb, logs := &memRecorder{}, &shown{}, &bytes.Buffer{}
+	o := newGate(rec, fb, logs).Handle(context.Background(), "https://example.com/", nil)
+	if o.Result != "rejected" || o.State != decide.Red || len(rec.scans) != 0 || len(o.Reasons) == 0 {
+		t.Fatalf("outcome %+v, recorded %d", o, len(rec.scans))
+	}
+	if m := decisionLog(t, logs); m["outcome"] != "rejected" || m["epoch"] != nil || m["seq"] != nil {
+		t.Fatalf("decision log %v", m)
+	}
+}
+
+// A storage failure is a red fault, never a green or amber light.
+func TestStorageFaultIsShownAsFault(t *testing.T) {
+	rec, fb, logs := &memRecorder{fail: errors.New("disk full")}, &shown{}, &bytes.Buffer{}
+	o := newGate(rec, fb, logs).Handle(context.Background(), cccd, nil)
+	if o.Result != "fault" || o.State != decide.Red || (*fb)[0].Result != "fault" {
+		t.Fatalf("outcome %+v", o)
+	}
+	m := decisionLog(t, logs)
+	if m["outcome"] != "fault" || m["state"] != "red" || m["seq"] != nil || !strings.Contains(logs.String(), "storage_fault") {
+		t.Fatalf("decision log %v", m)
+	}
+}
+
+type lines struct {
+	items []string
+	errs  []error
+}
+
+func (l *lines) Next(context.Context) (string, error) {
+	if len(l.items) == 0 {
+		return "", io.EOF
+	}
+	s, err := l.items[0], l.errs[0]
+	l.items, l.errs = l.items[1:], l.errs[1:]
+	return s, err
+}
+
+func TestRunGoesOnAfterBadReads(t *testing.T) {
+	rec, fb, logs := &memRecorder{}, &shown{}, &bytes.Buffer{}
+	src := &lines{items: []string{"", "", cccd}, errs: []error{nil,
+		payload.Reason{Code: "too_long", Severity: payload.SeverityError, Message: "too long"}, nil}}
+	if err := newGate(rec, fb, logs).Run(context.Background(), "test", src); err != nil {
+		t.Fatal(err)
+	}
+	if len(*fb) != 3 || (*fb)[0].Result != "rejected" || (*fb)[1].Reasons[0].Code != "too_long" || (*fb)[2].Result != "accepted" {
+		t.Fatalf("outcomes %+v", *fb)
+	}
+}
+
+type failing struct{}
+
+func (failing) Next(context.Context) (string, error) { return "", errors.New("device unplugged") }
+
+func TestRunReportsSourceFault(t *testing.T) {
+	err := newGate(&memRecorder{}, &shown{}, io.Discard).Run(context.Background(), "serial:/dev/ttyACM0", failing{})
+	if err == nil || !strings.Contains(err.Error(), "serial:/dev/ttyACM0") {
+		t.Fatalf("err = %v", err)
+	}
+}
