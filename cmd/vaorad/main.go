@@ -88,6 +88,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			*p.dst = p.v
 		}
 	}
+	if set["state-dir"] {
+		// On the command line a relative directory means relative to here, as a person expects.
+		if abs, err := filepath.Abs(cfg.StateDir); err == nil {
+			cfg.StateDir = abs
+		}
+	}
 	if len(ins) > 0 {
 		cfg.Inputs = ins
 	}

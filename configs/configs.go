@@ -1,0 +1,147 @@
+// Package configs holds the configuration of vaorad (the scanner appliance) and vaorahub (the hub): the types, their
+// defaults, the strict YAML loader both programs call at start-up, and the example files operators copy, embedded so
+// that tests and vaoractl can print them.
+//
+// The loader is strict because a reader at a gate must not run on a config it half understood: unknown or repeated
+// keys, wrong types, out-of-range values, tabs, several documents and aliases are all errors. Every error names the
+// file, the line and the key, says what was wrong and what to write instead, e.g.
+//
+//	/etc/vaora/vaorad.yaml:14: uplink.resend_after: "5 seconds" is not a duration (write e.g. 5s or 500ms)
+//
+// Keys absent from the file take their defaults (DefaultDevice, DefaultHub). The callers apply command-line overrides
+// afterwards and call Validate again.
+package configs
+
+import (
+	_ "embed"
+	"reflect"
+	"time"
+)
+
+// DeviceExample is vaorad.example.yaml: every key of Device, each with a comment for the operator.
+//
+//go:embed vaorad.example.yaml
+var DeviceExample []byte
+
+// HubExample is vaorahub.example.yaml: every key of Hub, each with a comment for the operator.
+//
+//go:embed vaorahub.example.yaml
+var HubExample []byte
+
+// Device is vaorad's configuration.
+type Device struct {
+	DeviceID     string   `yaml:"device_id"`      // ^[a-z0-9][a-z0-9-]{0,62}$ (an MQTT topic level); required
+	Site         string   `yaml:"site"`           // same pattern; default "default"
+	Direction    string   `yaml:"direction"`      // "in" (default) or "out"
+	StateDir     string   `yaml:"state_dir"`      // absolute path; default "/var/lib/vaora"
+	Broker       string   `yaml:"broker"`         // tcp://host:port (ssl:// accepted for later); required
+	TopicRoot    string   `yaml:"topic_root"`     // default "vaora/v1"; MQTT topic without wildcards, no leading/trailing slash
+	Inputs       []string `yaml:"inputs"`         // default ["stdin"]; stdin, or serial:, evdev:, camera:, dir: followed by an absolute path
+	MaxLineBytes int      `yaml:"max_line_bytes"` // longest code accepted from a text source; default 4096; 64..1048576
+	Uplink       Uplink   `yaml:"uplink"`
+}
+
+// Uplink is how vaorad sends entries to the hub.
+type Uplink struct {
+	BatchMax    int           `yaml:"batch_max"`    // entries per MQTT message; default 100; 1..1000
+	ResendAfter time.Duration `yaml:"resend_after"` // resend unacked batches after this; default 5s; 100ms..10m; written as "5s"
+	InFlight    int           `yaml:"in_flight"`    // batches published but not yet acked; default 4; 1..64
+}
+
+// MarshalYAML writes resend_after as a duration ("5s") rather than nanoseconds, so a marshalled config loads again.
+func (u Uplink) MarshalYAML() (any, error) {
+	return struct {
+		BatchMax    int    `yaml:"batch_max"`
+		ResendAfter string `yaml:"resend_after"`
+		InFlight    int    `yaml:"in_flight"`
+	}{u.BatchMax, u.ResendAfter.String(), u.InFlight}, nil
+}
+
+// Hub is vaorahub's configuration.
+type Hub struct {
+	HTTP       string `yaml:"http"`        // listen address of the web UI and API; default "127.0.0.1:8080"
+	MQTTListen string `yaml:"mqtt_listen"` // embedded broker listen address; "" = no embedded broker
+	Broker     string `yaml:"broker"`      // external broker URL (tcp://host:port); exactly one of mqtt_listen / broker must be set (default: mqtt_listen "127.0.0.1:1883")
+	DB         string `yaml:"db"`          // "sqlite:PATH" (default "sqlite:/var/lib/vaora-hub/hub.db") or "postgres://..."
+	TopicRoot  string `yaml:"topic_root"`  // default "vaora/v1"
+	ShareGroup string `yaml:"share_group"` // MQTT shared-subscription group of the ingest workers; default "ingest"
+	WorkerID   string `yaml:"worker_id"`   // default: hostname-pid, computed by the caller when empty (left empty here)
+}
+
+// DefaultDevice returns vaorad's defaults. DeviceID and Broker have none, so it does not pass Validate by itself.
+func DefaultDevice() Device {
+	return Device{
+		Site:         "default",
+		Direction:    "in",
+		StateDir:     "/var/lib/vaora",
+		TopicRoot:    "vaora/v1",
+		Inputs:       []string{"stdin"},
+		MaxLineBytes: 4096,
+		Uplink: Uplink{
+			BatchMax:    100,
+			ResendAfter: 5 * time.Second,
+			InFlight:    4,
+		},
+	}
+}
+
+// DefaultHub returns vaorahub's defaults: embedded broker and SQLite, both on this machine.
+func DefaultHub() Hub {
+	return Hub{
+		HTTP:       "127.0.0.1:8080",
+		MQTTListen: "127.0.0.1:1883",
+		DB:         "sqlite:/var/lib/vaora-hub/hub.db",
+		TopicRoot:  "vaora/v1",
+		ShareGroup: "ingest",
+	}
+}
+
+// LoadDevice reads vaorad's config file, rejects anything it does not understand, applies defaults and validates.
+func LoadDevice(path string) (Device, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return Device{}, err
+	}
+	return ParseDevice(path, data)
+}
+
+// LoadHub reads vaorahub's config file, rejects anything it does not understand, applies defaults and validates.
+func LoadHub(path string) (Hub, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return Hub{}, err
+	}
+	return ParseHub(path, data)
+}
+
+// ParseDevice is LoadDevice on bytes already read; name is the file name used in error messages.
+func ParseDevice(name string, data []byte) (Device, error) {
+	d := DefaultDevice()
+	lines, err := decode(name, data, reflect.ValueOf(&d).Elem())
+	if err != nil {
+		return Device{}, err
+	}
+	if e := d.validate(); e != nil {
+		return Device{}, e.in(name, lines)
+	}
+	return d, nil
+}
+
+// ParseHub is LoadHub on bytes already read; name is the file name used in error messages.
+//
+// A file that sets broker but does not mention mqtt_listen gets no embedded broker: the default embedded broker only
+// applies when the file names neither.
+func ParseHub(name string, data []byte) (Hub, error) {
+	h := DefaultHub()
+	lines, err := decode(name, data, reflect.ValueOf(&h).Elem())
+	if err != nil {
+		return Hub{}, err
+	}
+	if _, set := lines["mqtt_listen"]; !set && h.Broker != "" {
+		h.MQTTListen = ""
+	}
+	if e := h.validate(); e != nil {
+		return Hub{}, e.in(name, lines)
+	}
+	return h, nil
+}

@@ -1,0 +1,371 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Validate checks every value of d. Callers run it again after applying command-line overrides; its errors name
+// the key (e.g. "uplink.batch_max: 0 is out of range (allowed 1 to 1000)") but no file or line.
+func (d *Device) Validate() error {
+	if e := d.validate(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// Validate checks every value of h, as Device.Validate does.
+func (h *Hub) Validate() error {
+	if e := h.validate(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// intRanges are the allowed values of the integer keys, by key path.
+var intRanges = map[string][2]int{
+	"max_line_bytes":   {64, 1 << 20},
+	"uplink.batch_max": {1, 1000},
+	"uplink.in_flight": {1, 64},
+}
+
+const (
+	minResendAfter = 100 * time.Millisecond
+	maxResendAfter = 10 * time.Minute
+	maxTopicRoot   = 256 // bytes; a topic root is a couple of short levels
+	maxTopicLevel  = 128 // bytes; a worker id is hostname-pid
+)
+
+func checkRange(key string, v int) *Error {
+	if r := intRanges[key]; v < r[0] || v > r[1] {
+		return &Error{Key: key, Msg: fmt.Sprintf("%d is out of range (allowed %d to %d)", v, r[0], r[1])}
+	}
+	return nil
+}
+
+func rangeHint(path string) string {
+	if r, ok := intRanges[path]; ok {
+		return fmt.Sprintf(" (allowed %d to %d)", r[0], r[1])
+	}
+	return ""
+}
+
+func (d *Device) validate() *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if d.DeviceID == "" {
+		return bad("device_id", "required; write this reader's name, unique in the deployment, e.g. device_id: gate-1")
+	}
+	if msg := checkName(d.DeviceID); msg != "" {
+		return bad("device_id", "%s", msg)
+	}
+	if d.Site == "" {
+		return bad("site", `empty; write the venue's name, e.g. site: main-hall, or delete the line for "default"`)
+	}
+	if msg := checkName(d.Site); msg != "" {
+		return bad("site", "%s", msg)
+	}
+	if d.Direction != "in" && d.Direction != "out" {
+		return bad("direction", "%s is not a direction; write in or out", quote(d.Direction))
+	}
+	if msg := checkAbsPath(d.StateDir, "/var/lib/vaora"); msg != "" {
+		return bad("state_dir", "%s", msg)
+	}
+	if d.Broker == "" {
+		return bad("broker", "required; write the MQTT broker that reaches the hub, e.g. broker: tcp://192.168.1.10:1883")
+	}
+	if msg := checkBroker(d.Broker); msg != "" {
+		return bad("broker", "%s", msg)
+	}
+	if msg := checkTopicRoot(d.TopicRoot); msg != "" {
+		return bad("topic_root", "%s", msg)
+	}
+	if len(d.Inputs) == 0 {
+		return bad("inputs", "empty; list at least one input, e.g. [stdin]")
+	}
+	for i, in := range d.Inputs {
+		key := fmt.Sprintf("inputs[%d]", i)
+		if msg := checkInput(in); msg != "" {
+			return bad(key, "%s", msg)
+		}
+		for j, prev := range d.Inputs[:i] {
+			if prev == in {
+				return bad(key, "%s is listed twice (also inputs[%d]); list each input once", quote(in), j)
+			}
+		}
+	}
+	if e := checkRange("max_line_bytes", d.MaxLineBytes); e != nil {
+		return e
+	}
+	if e := checkRange("uplink.batch_max", d.Uplink.BatchMax); e != nil {
+		return e
+	}
+	if r := d.Uplink.ResendAfter; r < minResendAfter || r > maxResendAfter {
+		return bad("uplink.resend_after", "%s is out of range (allowed 100ms to 10m)", r)
+	}
+	return checkRange("uplink.in_flight", d.Uplink.InFlight)
+}
+
+func (h *Hub) validate() *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if h.HTTP == "" {
+		return bad("http", "empty; write the address the web UI listens on, e.g. http: 127.0.0.1:8080")
+	}
+	if msg := checkListen(h.HTTP, "127.0.0.1:8080"); msg != "" {
+		return bad("http", "%s", msg)
+	}
+	if h.MQTTListen != "" {
+		if msg := checkListen(h.MQTTListen, "127.0.0.1:1883"); msg != "" {
+			return bad("mqtt_listen", "%s", msg)
+		}
+	}
+	if h.Broker != "" {
+		if msg := checkBroker(h.Broker); msg != "" {
+			return bad("broker", "%s", msg)
+		}
+	}
+	switch {
+	case h.MQTTListen == "" && h.Broker == "":
+		return bad("mqtt_listen", "no broker: set mqtt_listen for the embedded broker (e.g. 127.0.0.1:1883) or broker for an external one (e.g. tcp://192.168.1.10:1883)")
+	case h.MQTTListen != "" && h.Broker != "":
+		return bad("broker", `both mqtt_listen and broker are set; use one: delete broker to use the embedded broker, or write mqtt_listen: "" to use this external one`)
+	}
+	if msg := checkDB(h.DB); msg != "" {
+		return bad("db", "%s", msg)
+	}
+	if msg := checkTopicRoot(h.TopicRoot); msg != "" {
+		return bad("topic_root", "%s", msg)
+	}
+	if h.ShareGroup == "" {
+		return bad("share_group", `empty; write a name such as ingest, or delete the line for "ingest"`)
+	}
+	if msg := checkTopicLevel(h.ShareGroup, "ingest"); msg != "" {
+		return bad("share_group", "%s", msg)
+	}
+	if h.WorkerID != "" {
+		if msg := checkTopicLevel(h.WorkerID, "hub-1"); msg != "" {
+			return bad("worker_id", "%s", msg)
+		}
+	}
+	return nil
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// checkName checks a device id or site, which are MQTT topic levels and appear in the hub's UI.
+func checkName(s string) string {
+	if namePattern.MatchString(s) {
+		return ""
+	}
+	hint := ""
+	fixed := strings.Trim(strings.NewReplacer("_", "-", " ", "-", ".", "-").Replace(strings.ToLower(s)), "-")
+	if namePattern.MatchString(fixed) {
+		hint = " (e.g. " + fixed + ")"
+	}
+	if n := utf8.RuneCountInString(s); n > 63 {
+		hint += fmt.Sprintf(" (it has %d)", n)
+	}
+	return fmt.Sprintf("%s is not a valid name: use 1 to 63 lowercase letters a-z, digits and '-', starting with a letter or digit%s; pattern ^[a-z0-9][a-z0-9-]{0,62}$", quote(s), hint)
+}
+
+func hasSpaceOrControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError })
+}
+
+func checkAbsPath(s, example string) string {
+	switch {
+	case s == "":
+		return "empty; write an absolute path, e.g. " + example
+	case !strings.HasPrefix(s, "/"):
+		return fmt.Sprintf("%s is not an absolute path (write e.g. %s)", quote(s), example)
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }):
+		return fmt.Sprintf("%s contains a control character", quote(s))
+	}
+	return ""
+}
+
+// checkBroker checks an MQTT broker URL. Only tcp:// is used now; ssl:// is accepted for the TLS support to come.
+func checkBroker(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		example := s
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			example += ":1883"
+		}
+		if hasSpaceOrControl(example) || strings.Contains(example, "@") {
+			example = "192.168.1.10:1883"
+		}
+		return fmt.Sprintf("%s has no scheme; write tcp://HOST:PORT, e.g. tcp://%s", quote(s), clip(example))
+	}
+	switch strings.ToLower(scheme) {
+	case "tcp", "ssl":
+	default:
+		return fmt.Sprintf("scheme %s:// is not supported; write tcp://HOST:PORT (or ssl://HOST:PORT for TLS)", clip(scheme))
+	}
+	if strings.Contains(rest, "@") {
+		return "a user name or password does not belong in the broker URL; write tcp://HOST:PORT"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || hasSpaceOrControl(s) {
+		return fmt.Sprintf("%s is not a valid URL (write e.g. tcp://192.168.1.10:1883)", quote(s))
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return fmt.Sprintf("%s has a path or query; write only %s://HOST:PORT", quote(s), scheme)
+	}
+	host, port := u.Hostname(), u.Port()
+	if msg := checkHost(host); msg != "" {
+		return fmt.Sprintf("%s: %s", quote(s), msg)
+	}
+	if port == "" {
+		def := "1883"
+		if strings.EqualFold(scheme, "ssl") {
+			def = "8883"
+		}
+		return fmt.Sprintf("%s has no port; write e.g. %s://%s:%s", quote(s), scheme, clip(u.Host), def)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("%s: port %s is out of range (allowed 1 to 65535)", quote(s), clip(port))
+	}
+	return ""
+}
+
+// checkListen checks a listen address HOST:PORT; HOST may be empty (all interfaces) and PORT 0 (any free port).
+func checkListen(s, example string) string {
+	if strings.Contains(s, "://") {
+		return fmt.Sprintf("%s is a URL; write only HOST:PORT, e.g. %s", quote(s), example)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("%s is not HOST:PORT (write e.g. %s, or :%s for all interfaces)", quote(s), example, example[strings.LastIndex(example, ":")+1:])
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || port != strconv.Itoa(n) {
+		return fmt.Sprintf("%s: port %s is not a number from 0 to 65535", quote(s), quote(port))
+	}
+	if host != "" {
+		if msg := checkHost(host); msg != "" {
+			return fmt.Sprintf("%s: %s", quote(s), msg)
+		}
+	}
+	return ""
+}
+
+// checkHost accepts an IP address or a DNS name.
+func checkHost(host string) string {
+	if host == "" {
+		return "no host; write e.g. 192.168.1.10 or broker.example.org"
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	if len(host) > 253 {
+		return "host name is longer than 253 characters"
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") ||
+			strings.ContainsFunc(label, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+			}) {
+			return fmt.Sprintf("host %s is neither an IP address nor a valid host name", quote(host))
+		}
+	}
+	return ""
+}
+
+// checkDB checks the hub's database. The value is never echoed: a postgres:// URL may hold a password.
+func checkDB(s string) string {
+	const write = "write sqlite:/var/lib/vaora-hub/hub.db or postgres://USER@HOST:5432/DBNAME"
+	if path, ok := strings.CutPrefix(s, "sqlite:"); ok {
+		switch {
+		case path == "":
+			return "a SQLite database needs a file path after sqlite:; " + write
+		case strings.HasPrefix(path, "//"):
+			return "write sqlite:PATH without //, e.g. sqlite:/var/lib/vaora-hub/hub.db"
+		case strings.ContainsFunc(path, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }):
+			return "the sqlite path contains a control character"
+		}
+		return ""
+	}
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		if _, err := url.Parse(s); err != nil || hasSpaceOrControl(s) {
+			return "not a valid PostgreSQL URL (the value is not shown as it may hold a password); " + write
+		}
+		return ""
+	}
+	if s == "" {
+		return "empty; " + write
+	}
+	return "must start with sqlite: or postgres:// (the value is not shown as it may hold a password); " + write
+}
+
+// checkTopicRoot checks the first levels of every vaora topic: a plain topic that devices and hub both prefix.
+func checkTopicRoot(s string) string {
+	const write = "write e.g. vaora/v1"
+	switch {
+	case s == "":
+		return "empty; " + write
+	case len(s) > maxTopicRoot:
+		return fmt.Sprintf("longer than %d bytes; %s", maxTopicRoot, write)
+	case strings.ContainsAny(s, "+#"):
+		return fmt.Sprintf("%s contains the MQTT wildcard %c; a topic root is a plain topic, %s", quote(s), s[strings.IndexAny(s, "+#")], write)
+	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/"):
+		return fmt.Sprintf("%s starts or ends with /; %s", quote(s), write)
+	case strings.Contains(s, "//"):
+		return fmt.Sprintf("%s has an empty level (//); %s", quote(s), write)
+	case strings.HasPrefix(s, "$"):
+		return fmt.Sprintf("%s starts with $, which MQTT reserves for the broker ($SYS, $share); %s", quote(s), write)
+	case hasSpaceOrControl(s):
+		return fmt.Sprintf("%s contains a space or control character; %s", quote(s), write)
+	}
+	return ""
+}
+
+// checkTopicLevel checks a value used as one MQTT topic level (share group, worker id).
+func checkTopicLevel(s, example string) string {
+	switch {
+	case len(s) > maxTopicLevel:
+		return fmt.Sprintf("longer than %d bytes; write e.g. %s", maxTopicLevel, example)
+	case strings.ContainsAny(s, "/+#"):
+		return fmt.Sprintf("%s contains %c; it is one MQTT topic level, without / + or # (write e.g. %s)", quote(s), s[strings.IndexAny(s, "/+#")], example)
+	case hasSpaceOrControl(s):
+		return fmt.Sprintf("%s contains a space or control character; write e.g. %s", quote(s), example)
+	}
+	return ""
+}
+
+// inputKinds are the prefixes of the code sources vaorad knows, each followed by an absolute path.
+var inputKinds = []struct{ prefix, example string }{
+	{"serial:", "serial:/dev/ttyACM0"},
+	{"evdev:", "evdev:/dev/input/event0"},
+	{"camera:", "camera:/dev/video0"},
+	{"dir:", "dir:/var/spool/vaora"},
+}
+
+func checkInput(s string) string {
+	if s == "stdin" {
+		return ""
+	}
+	for _, k := range inputKinds {
+		if path, ok := strings.CutPrefix(s, k.prefix); ok {
+			if !strings.HasPrefix(path, "/") || strings.ContainsFunc(path, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
+				return fmt.Sprintf("%s: write an absolute path after %s, e.g. %s", quote(s), k.prefix, k.example)
+			}
+			return ""
+		}
+	}
+	examples := []string{"stdin"}
+	for _, k := range inputKinds {
+		examples = append(examples, k.example)
+	}
+	return fmt.Sprintf("%s is not an input; write one of %s", quote(s), strings.Join(examples, ", "))
+}
