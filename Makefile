@@ -5,7 +5,7 @@ DEMO_DIR  ?= .demo
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo vet lint cross integration race bench clean
+.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e clean
 
 all: build
 
@@ -37,12 +37,24 @@ cross:
 	GOOS=linux GOARCH=arm64 $(GO) build -o $(BIN)/linux-arm64/vaorad ./cmd/vaorad
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o $(BIN)/linux-armv6/vaorad ./cmd/vaorad
 
+## qemu-test: the device packages' tests on the Pi's CPUs, emulated (Debian's qemu-user-static).
+QEMU_PKGS := ./sync/outbox/ ./sync/wire/ ./scanner/payload/ ./scanner/handheld/ ./scanner/clock/
+qemu-test:
+	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(QEMU_PKGS)
+	GOOS=linux GOARCH=arm GOARM=6 $(GO) test -count=1 -exec "qemu-arm-static -cpu arm1176" $(QEMU_PKGS)
+
 ## race: the race detector needs cgo (gcc).
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./sync/outbox/ ./hub/store/
+
+## bench-e2e: scan-to-screen latency, `make demo` driven in headless Chromium, 5 runs of 5 scans (needs chromium).
+bench-e2e:
+	VAORA_TEST_CHROMIUM=$${VAORA_TEST_CHROMIUM:-/usr/bin/chromium} $(GO) test -count=5 -v -run TestDemoInBrowser ./cmd/vaoractl/ \
+	  | grep 'scan-to-screen' | tee /dev/stderr | grep -v median | awk '{v=$$NF; if (v ~ /ms$$/) {sub(/ms$$/,"",v)} else {sub(/s$$/,"",v); v*=1000}; print v}' \
+	  | sort -n | awk '{a[NR]=$$1} END {printf "scan-to-screen, all %d scans: median %d ms, min %d ms, max %d ms\n", NR, a[int((NR+1)/2)], a[1], a[NR]}'
 
 clean:
 	rm -rf $(BIN)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vaora/vaora/sync/wire"
 )
@@ -49,7 +50,7 @@ func Open(path, device string, log *slog.Logger) (*Outbox, error) {
 	}
 	// A fixed page size keeps a file portable between a Pi (4 KiB pages) and any other host.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, PageSize: 4096})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("outbox %s is locked by another process (is another vaorad running with this state dir?)", path)
 	}
 	if err != nil {

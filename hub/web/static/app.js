@@ -7,7 +7,8 @@ const KINDS = { cccd: "CCCD", covid_app: "PC-Covid", bhyt: "BHYT", vaora_pass: "
 const STATES = { green: "Xanh · Green", amber: "Vàng · Amber", blue: "Lam · Blue", red: "Đỏ · Red" };
 const seen = new Set();
 let first = true;
-let pending = null;
+let inflight = false;
+let again = false;
 
 function cell(text, cls) {
   const td = document.createElement("td");
@@ -56,10 +57,14 @@ async function refresh() {
   }
 }
 
-// Coalesce bursts of events into one request.
+// At most one request at a time: events that arrive meanwhile make one more request when it ends.
 function soon() {
-  if (pending) return;
-  pending = setTimeout(() => { pending = null; refresh(); }, 50);
+  if (inflight) { again = true; return; }
+  inflight = true;
+  refresh().finally(() => {
+    inflight = false;
+    if (again) { again = false; soon(); }
+  });
 }
 
 function live(on) {
