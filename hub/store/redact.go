@@ -1,15 +1,25 @@
 package store
 
-import "net/url"
+import (
+	"net/url"
+	"strings"
+)
 
-// Redact returns a database URL fit for a log line: a password, if any, is replaced.
+// Redact returns a database URL fit for a log line or an error: a password, in the user info or in a password=
+// parameter (pgx reads both), is replaced.
 func Redact(dbURL string) string {
 	u, err := url.Parse(dbURL)
-	if err != nil || u.User == nil {
-		return dbURL
+	if err != nil {
+		if !strings.Contains(dbURL, "@") && !strings.Contains(strings.ToLower(dbURL), "password") {
+			return dbURL
+		}
+		// An unparsable URL may still hold a password: show only its scheme.
+		scheme, _, _ := strings.Cut(dbURL, ":")
+		return scheme + ":(unparsable URL hidden: it may hold a password)"
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
-	return u.String()
+	return u.Redacted()
 }

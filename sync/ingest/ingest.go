@@ -38,7 +38,7 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 	msgs := make(chan mqtt.Message, 64)
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
-		SetClientID("vaorahub-" + cfg.WorkerID).
+		SetClientID("vaorahub-"+cfg.WorkerID).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).

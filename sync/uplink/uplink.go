@@ -88,7 +88,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	statusTopic := u.cfg.Topics.Status(u.cfg.Device)
 	opts := mqtt.NewClientOptions().
 		AddBroker(u.cfg.Broker).
-		SetClientID("vaorad-" + u.cfg.Device).
+		SetClientID("vaorad-"+u.cfg.Device).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -98,6 +99,8 @@ func (e *Entry) Validate() error {
 		return errors.New("epoch is zero")
 	case e.Seq == 0:
 		return errors.New("seq is zero")
+	case e.Seq > math.MaxInt64:
+		return fmt.Errorf("seq %d exceeds the largest a database column holds", e.Seq)
 	case !directions[e.Direction]:
 		return fmt.Errorf("direction %q is not in or out", e.Direction)
 	case !kinds[e.Kind]:
@@ -106,6 +109,8 @@ func (e *Entry) Validate() error {
 		return fmt.Errorf("unknown state %q", e.State)
 	case e.ScannedAt.IsZero():
 		return errors.New("scanned_at is missing")
+	case e.ScannedAt.UTC().Year() < 1 || e.ScannedAt.UTC().Year() > 9999:
+		return fmt.Errorf("scanned_at year %d is outside 1..9999", e.ScannedAt.UTC().Year())
 	}
 	for _, f := range append([]string{e.MaskedName, e.BootID}, e.Reasons...) {
 		if len(f) > maxTextField || !utf8.ValidString(f) || strings.ContainsRune(f, 0) {

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order, each once; schema_version records how many have run. Append only: a released
+// migration is never edited, because databases in the field already ran it. {time} is the dialect's time column type.
+var migrations = []string{
+	// 1: entries keyed by their identity; marks hold the contiguous high-water mark of each device epoch, kept apart
+	// from the entries so that acking never scans an epoch's rows and purging old entries never lowers a mark.
+	`CREATE TABLE entries (
+		device       TEXT    NOT NULL,
+		epoch        TEXT    NOT NULL, -- 16 lower-case hex digits, as on the wire: exact for all of uint64, sorts numerically
+		seq          BIGINT  NOT NULL,
+		v            INTEGER NOT NULL,
+		direction    TEXT    NOT NULL,
+		kind         TEXT    NOT NULL,
+		state        TEXT    NOT NULL,
+		reasons      TEXT    NOT NULL, -- JSON array of strings
+		masked_name  TEXT    NOT NULL,
+		scanned_at   {time}  NOT NULL,
+		boot_id      TEXT    NOT NULL,
+		mono_ns      BIGINT  NOT NULL,
+		clock_synced BOOLEAN NOT NULL,
+		received_at  {time}  NOT NULL,
+		PRIMARY KEY (device, epoch, seq)
+	);
+	CREATE INDEX entries_received ON entries (received_at, device, epoch, seq);
+	CREATE TABLE marks (
+		device      TEXT   NOT NULL,
+		epoch       TEXT   NOT NULL,
+		through_seq BIGINT NOT NULL, -- every seq 1..through_seq of this device epoch is stored
+		PRIMARY KEY (device, epoch)
+	);`,
+}
+
+// migrate brings the schema up to date in one transaction and returns the versions before and after.
+func (db *DB) migrate(ctx context.Context) (from, to int, err error) {
+	fail := func(what string, err error) (int, int, error) {
+		return 0, 0, fmt.Errorf("store: migrate %s: %s: %v", db.display, what, err)
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		if db.d == sqliteDialect {
+			err = sqliteHint(err)
+		}
+		return fail("begin", err)
+	}
+	defer tx.Rollback()
+	if db.d.lockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, db.d.lockMigrations); err != nil {
+			return fail("lock", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fail("create schema_version", sqliteHint(err))
+	}
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&from)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return fail("initialise schema_version", err)
+		}
+	case err != nil:
+		return fail("read schema_version", err)
+	}
+	if from > len(migrations) {
+		return 0, 0, fmt.Errorf("store: %s has schema version %d but this hub knows only up to %d: run the newer "+
+			"vaorahub that wrote it, or restore a backup", db.display, from, len(migrations))
+	}
+	for v := from + 1; v <= len(migrations); v++ {
+		// Both engines take several statements in one Exec.
+		stmt := strings.ReplaceAll(migrations[v-1], "{time}", db.d.timeType)
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fail(fmt.Sprintf("apply migration %d", v), err)
+		}
+	}
+	if from < len(migrations) {
+		if _, err := tx.ExecContext(ctx, db.d.q(`UPDATE schema_version SET version = ?`), len(migrations)); err != nil {
+			return fail("record schema_version", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail("commit", err)
+	}
+	return from, len(migrations), nil
+}

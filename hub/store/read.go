@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/vaora/vaora/sync/wire"
+)
+
+// Row is a stored entry and when the hub received it.
+type Row struct {
+	wire.Entry
+	ReceivedAt time.Time
+}
+
+// Recent returns the newest rows first (received_at descending, then device, epoch and seq descending), at most
+// limit of them. Times are in UTC; an entry stored without reasons reads back with nil Reasons.
+func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+entryColumns+` FROM entries
+		ORDER BY received_at DESC, device DESC, epoch DESC, seq DESC LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var (
+			r       Row
+			epoch   string
+			seq     int64
+			reasons string
+		)
+		err := rows.Scan(&r.Device, &epoch, &seq, &r.V, &r.Direction, &r.Kind, &r.State, &reasons, &r.MaskedName,
+			timeScanner{&r.ScannedAt}, &r.BootID, &r.MonoNS, &r.ClockSynced, timeScanner{&r.ReceivedAt})
+		if err != nil {
+			return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
+		}
+		r.Seq = uint64(seq)
+		if r.Epoch, err = wire.ParseEpoch(epoch); err != nil {
+			return nil, fmt.Errorf("store: read recent entries from %s: row of device %s seq %d: %v: the row was "+
+				"written by something other than the hub; fix or delete it", db.display, r.Device, seq, err)
+		}
+		if err := json.Unmarshal([]byte(reasons), &r.Reasons); err != nil {
+			return nil, fmt.Errorf("store: read recent entries from %s: reasons of device %s epoch %s seq %d: %v: "+
+				"the row was written by something other than the hub; fix or delete it", db.display, r.Device,
+				epoch, seq, err)
+		}
+		if len(r.Reasons) == 0 {
+			r.Reasons = nil
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
+	}
+	return out, nil
+}
+
+// Count returns the number of stored entries.
+func (db *DB) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM entries`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count entries in %s: %v", db.display, err)
+	}
+	return n, nil
+}
+
+// timeScanner reads a time column from either engine: SQLite holds fixed-width UTC text, PostgreSQL a timestamptz.
+type timeScanner struct{ t *time.Time }
+
+func (s timeScanner) Scan(src any) error {
+	switch v := src.(type) {
+	case time.Time:
+		*s.t = v.UTC()
+	case string:
+		return s.parse(v)
+	case []byte:
+		return s.parse(string(v))
+	default:
+		return fmt.Errorf("time column holds %T, want text or timestamp", src)
+	}
+	return nil
+}
+
+func (s timeScanner) parse(v string) error {
+	t, err := time.Parse(sqliteTimeLayout, v)
+	if err != nil {
+		return fmt.Errorf("time column holds %q, want %s", v, sqliteTimeLayout)
+	}
+	*s.t = t
+	return nil
+}

@@ -1,0 +1,207 @@
+package uplink
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/vaora/vaora/sync/outbox"
+	"github.com/vaora/vaora/sync/wire"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startBroker runs an in-process mochi broker on a free port (a unit-test convenience; CI also runs Mosquitto).
+func startBroker(t *testing.T) string {
+	t.Helper()
+	srv := mochi.New(&mochi.Options{Logger: quiet})
+	srv.AddHook(new(auth.AllowHook), nil)
+	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := srv.AddListener(tcp); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return "tcp://" + tcp.Address()
+}
+
+func newOutbox(t *testing.T, n int) *outbox.Outbox {
+	t.Helper()
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), "gate-1", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ob.Close() })
+	for range n {
+		if _, err := ob.Append(wire.Entry{Direction: "in", Kind: "cccd", State: "amber", ScannedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ob
+}
+
+// fakeHub subscribes to the device's entries, counts what arrives, and acks (retained) what ack() decides.
+func fakeHub(t *testing.T, broker string, topics wire.Topics, ack func(b wire.Batch, copies int) (wire.Ack, bool)) *atomic.Int64 {
+	t.Helper()
+	var received atomic.Int64
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("fake-hub"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	var mu sync.Mutex
+	copies := map[uint64]int{}
+	tok := c.Subscribe(topics.Entries("+"), 1, func(c mqtt.Client, m mqtt.Message) {
+		b, err := wire.DecodeBatch(topics, m.Topic(), m.Payload())
+		if err != nil {
+			t.Errorf("device sent a bad batch: %v", err)
+			return
+		}
+		received.Add(int64(len(b.Entries)))
+		mu.Lock()
+		copies[b.Entries[0].Seq]++
+		n := copies[b.Entries[0].Seq]
+		mu.Unlock()
+		if a, ok := ack(b, n); ok {
+			p, _ := wire.EncodeAck(a)
+			go c.Publish(topics.Ack(b.Device), 1, true, p)
+		}
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	return &received
+}
+
+func run(t *testing.T, broker string, topics wire.Topics, ob Outbox) {
+	t.Helper()
+	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, BatchMax: 10, InFlight: 2,
+		ResendAfter: 200 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Log: quiet}, ob)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func pending(t *testing.T, ob *outbox.Outbox) int {
+	n, err := ob.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitPending(t *testing.T, ob *outbox.Outbox, want int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for pending(t, ob) != want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := pending(t, ob); n != want {
+		t.Fatalf("outbox holds %d, want %d", n, want)
+	}
+}
+
+// The broker PUBACKs every batch, and a subscriber even receives them; without the hub's ack nothing is deleted,
+// and batches are resent.
+func TestPubackIsNotDelivery(t *testing.T) {
+	broker := startBroker(t)
+	topics := wire.Topics{Root: "t1"}
+	got := fakeHub(t, broker, topics, func(wire.Batch, int) (wire.Ack, bool) { return wire.Ack{}, false })
+	ob := newOutbox(t, 25)
+	run(t, broker, topics, ob)
+	time.Sleep(1500 * time.Millisecond)
+	if n := pending(t, ob); n != 25 {
+		t.Fatalf("outbox holds %d entries without any ack, want 25", n)
+	}
+	if got.Load() <= 25 {
+		t.Fatalf("the hub received %d entries: no resend happened", got.Load())
+	}
+}
+
+// The first copy of every batch is "lost" (not acked); the resend is acked; the outbox empties.
+func TestResendThenAckDeletes(t *testing.T) {
+	broker := startBroker(t)
+	topics := wire.Topics{Root: "t2"}
+	ob := newOutbox(t, 35)
+	var mu sync.Mutex
+	var through uint64
+	fakeHub(t, broker, topics, func(b wire.Batch, copies int) (wire.Ack, bool) {
+		if copies < 2 {
+			return wire.Ack{}, false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// Contiguous, as the hub's database computes it.
+		for _, e := range b.Entries {
+			if e.Seq == through+1 {
+				through = e.Seq
+			}
+		}
+		return wire.Ack{Device: b.Device, Epoch: b.Entries[0].Epoch, Through: through}, true
+	})
+	run(t, broker, topics, ob)
+	waitPending(t, ob, 0, 15*time.Second)
+}
+
+// An ack for another epoch (an earlier outbox file of this device) deletes nothing.
+func TestAckOfAnotherEpochIgnored(t *testing.T) {
+	broker := startBroker(t)
+	topics := wire.Topics{Root: "t3"}
+	ob := newOutbox(t, 5)
+	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) {
+		return wire.Ack{Device: b.Device, Epoch: b.Entries[0].Epoch + 1, Through: 1000}, true
+	})
+	run(t, broker, topics, ob)
+	time.Sleep(time.Second)
+	if n := pending(t, ob); n != 5 {
+		t.Fatalf("outbox holds %d, want 5", n)
+	}
+}
+
+// Entries appended while the uplink runs are sent and acked too.
+func TestLiveAppend(t *testing.T) {
+	broker := startBroker(t)
+	topics := wire.Topics{Root: "t4"}
+	ob := newOutbox(t, 0)
+	var mu sync.Mutex
+	var through uint64
+	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range b.Entries {
+			if e.Seq == through+1 {
+				through = e.Seq
+			}
+		}
+		return wire.Ack{Device: b.Device, Epoch: b.Entries[0].Epoch, Through: through}, true
+	})
+	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, ResendAfter: time.Second, Log: quiet}, ob)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go u.Run(ctx)
+	for range 3 {
+		if _, err := ob.Append(wire.Entry{Direction: "in", Kind: "cccd", State: "amber", ScannedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		u.Notify()
+	}
+	waitPending(t, ob, 0, 5*time.Second)
+}
