@@ -37,6 +37,11 @@ func demo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return usageError{fmt.Errorf("%s not found in %s: run `make build` first, or pass --bin", name, *bin)}
 		}
 	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	*dir = abs
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
 	}
