@@ -118,11 +118,12 @@ func TestRandomKills(t *testing.T) {
 	cycles := 15
 	accepted := map[uint64]bool{}
 	n := 0
-	for c := range cycles {
+	for range cycles {
 		d := start(t, "vaorad", "--device-id", "gate-r", "--broker", broker, "--state-dir", state, "--topic-root", root)
+		base := n * 100
 		go func() {
 			for i := 0; i < 40; i++ {
-				if _, err := fmt.Fprintln(d.stdin, fakeCCCD(n*100+i)); err != nil {
+				if _, err := fmt.Fprintln(d.stdin, fakeCCCD(base+i)); err != nil {
 					return
 				}
 				time.Sleep(time.Duration(rand.IntN(5)) * time.Millisecond)
@@ -137,7 +138,6 @@ func TestRandomKills(t *testing.T) {
 			}
 		}
 		n++
-		_ = c
 	}
 	d := start(t, "vaorad", "--device-id", "gate-r", "--broker", broker, "--state-dir", state, "--topic-root", root, "--log-level", "debug")
 	// Drain: wait until the hub stops growing and the device has seen an ack.
