@@ -62,7 +62,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var ins inputs
 	fs.Var(&ins, "input", "input source, repeatable: stdin (later serial:PATH, evdev:PATH, camera:/dev/videoN, dir:PATH)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {

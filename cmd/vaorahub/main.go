@@ -55,7 +55,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	shareGroup := fs.String("share-group", "", "shared-subscription group of the ingest workers (default ingest)")
 	workerID := fs.String("worker-id", "", "this process's ingest worker id (default HOSTNAME-PID)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
