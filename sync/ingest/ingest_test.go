@@ -10,29 +10,12 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/vaora/vaora/sync/internal/mqtttest"
 	"github.com/vaora/vaora/sync/wire"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func startBroker(t *testing.T) string {
-	t.Helper()
-	srv := mochi.New(&mochi.Options{Logger: quiet})
-	srv.AddHook(new(auth.AllowHook), nil)
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return "tcp://" + tcp.Address()
-}
 
 // memStore is a fake database with the real contract: idempotent on (device, epoch, seq), contiguous mark. It can
 // be told to fail its next inserts.
@@ -67,7 +50,7 @@ func entry(seq uint64) wire.Entry {
 }
 
 func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
-	broker := startBroker(t)
+	broker := mqtttest.Broker(t)
 	topics := wire.Topics{Root: "ti"}
 	st := &memStore{rows: map[uint64]bool{}, failNext: 2}
 	ctx, cancel := context.WithCancel(context.Background())

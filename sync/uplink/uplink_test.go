@@ -11,31 +11,13 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/vaora/vaora/sync/internal/mqtttest"
 	"github.com/vaora/vaora/sync/outbox"
 	"github.com/vaora/vaora/sync/wire"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// startBroker runs an in-process mochi broker on a free port (a unit-test convenience; CI also runs Mosquitto).
-func startBroker(t *testing.T) string {
-	t.Helper()
-	srv := mochi.New(&mochi.Options{Logger: quiet})
-	srv.AddHook(new(auth.AllowHook), nil)
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return "tcp://" + tcp.Address()
-}
 
 func newOutbox(t *testing.T, n int) *outbox.Outbox {
 	t.Helper()
@@ -85,6 +67,22 @@ func fakeHub(t *testing.T, broker string, topics wire.Topics, ack func(b wire.Ba
 	return &received
 }
 
+// contiguous acks as the hub's database does: the highest seq below which nothing is missing.
+func contiguous() func(wire.Batch) wire.Ack {
+	var mu sync.Mutex
+	var through uint64
+	return func(b wire.Batch) wire.Ack {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range b.Entries {
+			if e.Seq == through+1 {
+				through = e.Seq
+			}
+		}
+		return wire.Ack{Device: b.Device, Epoch: b.Entries[0].Epoch, Through: through}
+	}
+}
+
 func run(t *testing.T, broker string, topics wire.Topics, ob Outbox) {
 	t.Helper()
 	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, BatchMax: 10, InFlight: 2,
@@ -122,7 +120,7 @@ func waitPending(t *testing.T, ob *outbox.Outbox, want int, d time.Duration) {
 // The broker PUBACKs every batch, and a subscriber even receives them; without the hub's ack nothing is deleted,
 // and batches are resent.
 func TestPubackIsNotDelivery(t *testing.T) {
-	broker := startBroker(t)
+	broker := mqtttest.Broker(t)
 	topics := wire.Topics{Root: "t1"}
 	got := fakeHub(t, broker, topics, func(wire.Batch, int) (wire.Ack, bool) { return wire.Ack{}, false })
 	ob := newOutbox(t, 25)
@@ -138,24 +136,15 @@ func TestPubackIsNotDelivery(t *testing.T) {
 
 // The first copy of every batch is "lost" (not acked); the resend is acked; the outbox empties.
 func TestResendThenAckDeletes(t *testing.T) {
-	broker := startBroker(t)
+	broker := mqtttest.Broker(t)
 	topics := wire.Topics{Root: "t2"}
 	ob := newOutbox(t, 35)
-	var mu sync.Mutex
-	var through uint64
+	acker := contiguous()
 	fakeHub(t, broker, topics, func(b wire.Batch, copies int) (wire.Ack, bool) {
 		if copies < 2 {
 			return wire.Ack{}, false
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		// Contiguous, as the hub's database computes it.
-		for _, e := range b.Entries {
-			if e.Seq == through+1 {
-				through = e.Seq
-			}
-		}
-		return wire.Ack{Device: b.Device, Epoch: b.Entries[0].Epoch, Through: through}, true
+		return acker(b), true
 	})
 	run(t, broker, topics, ob)
 	waitPending(t, ob, 0, 15*time.Second)
@@ -163,7 +152,7 @@ func TestResendThenAckDeletes(t *testing.T) {
 
 // An ack for another epoch (an earlier outbox file of this device) deletes nothing.
 func TestAckOfAnotherEpochIgnored(t *testing.T) {
-	broker := startBroker(t)
+	broker := mqtttest.Broker(t)
 	topics := wire.Topics{Root: "t3"}
 	ob := newOutbox(t, 5)
 	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) {
@@ -178,21 +167,11 @@ func TestAckOfAnotherEpochIgnored(t *testing.T) {
 
 // Entries appended while the uplink runs are sent and acked too.
 func TestLiveAppend(t *testing.T) {
-	broker := startBroker(t)
+	broker := mqtttest.Broker(t)
 	topics := wire.Topics{Root: "t4"}
 	ob := newOutbox(t, 0)
-	var mu sync.Mutex
-	var through uint64
-	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range b.Entries {
-			if e.Seq == through+1 {
-				through = e.Seq
-			}
-		}
-		return wire.Ack{Device: b.Device, Epoch: b.Entries[0].Epoch, Through: through}, true
-	})
+	acker := contiguous()
+	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) { return acker(b), true })
 	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, ResendAfter: time.Second, Log: quiet}, ob)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
