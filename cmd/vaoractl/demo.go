@@ -101,7 +101,8 @@ vaora demo
   broker:  %s
   logs:    %s/hub.log, %s/device.log
 
-Scan with a USB reader in keyboard mode, or paste a code and press Enter, e.g.
+Scan with a USB reader in keyboard mode, or paste a code and press Enter. What you paste is not echoed (a code
+holds personal data); the line that answers shows only the masked name. For example:
   001090012345|123456789|Nguyễn Văn An|01021990|Nam|12 Phố Hàng Bạc, Phường Hoàn Kiếm, Hà Nội|10102021
 Ctrl-C stops the demo.
 

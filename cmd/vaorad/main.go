@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -60,6 +61,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	topicRoot := fs.String("topic-root", "", "MQTT topic root (default vaora/v1)")
 	direction := fs.String("direction", "", "in or out (default in)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
 	var ins inputs
 	fs.Var(&ins, "input", "input source, repeatable: stdin (later serial:PATH, evdev:PATH, camera:/dev/videoN, dir:PATH)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -131,6 +133,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Log: log.With("component", "uplink")}, ob)
 	g := &gate.Gate{Device: cfg.DeviceID, Direction: cfg.Direction, Clock: clock.New(),
 		Recorder: recorder{ob: ob, up: up}, Feedback: feedback.NewTerminal(stdout), Log: log}
+
+	if f, ok := stdin.(*os.File); ok && !*echo && slices.Contains(cfg.Inputs, "stdin") {
+		restore, err := handheld.QuietTerminal(f)
+		if err != nil {
+			return err
+		}
+		defer restore()
+	}
 
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return up.Run(ectx) })
