@@ -20,6 +20,7 @@ test: vet
 	@[ -n "$$VAORA_TEST_MQTT" ] || echo "NOTICE: VAORA_TEST_MQTT not set: tests against a real Mosquitto were skipped (CI runs them: .ci/run)"
 	@[ -n "$$VAORA_TEST_PG" ] || echo "NOTICE: VAORA_TEST_PG not set: tests against a real PostgreSQL were skipped (CI runs them: .ci/run)"
 	@[ -n "$$VAORA_TEST_CHROMIUM" ] || echo "NOTICE: VAORA_TEST_CHROMIUM not set: the browser test was skipped (CI runs it: .ci/run)"
+	@command -v systemd-analyze >/dev/null || echo "NOTICE: systemd-analyze not installed: the unit files were not verified (CI checks them)"
 
 demo: build
 	$(BIN)/vaoractl demo --dir $(DEMO_DIR)
