@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,13 +178,44 @@ func DecodeBatch(t Topics, topic string, payload []byte) (Batch, error) {
 	return b, nil
 }
 
-// Ack is what the hub holds of one device epoch: every seq in 1..Through is committed in its database.
-// It is published retained on the device's ack topic, after the commit.
+// Ack is what the hub holds of one device epoch: every seq in 1..Through is committed in its database, and so is
+// every seq in Ranges (seqs above Through, committed out of order: a live scan sent ahead of a backlog). It is
+// published retained on the device's ack topic, after the commit.
 type Ack struct {
-	V       int    `json:"v"`
-	Device  string `json:"device"`
-	Epoch   Epoch  `json:"epoch"`
-	Through uint64 `json:"through"`
+	V       int     `json:"v"`
+	Device  string  `json:"device"`
+	Epoch   Epoch   `json:"epoch"`
+	Through uint64  `json:"through"`
+	Ranges  []Range `json:"ranges,omitempty"`
+}
+
+// Range is the seqs From..To, both included.
+type Range struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
+
+// maxAckRanges bounds what a device accepts in one ack.
+const maxAckRanges = 1024
+
+// RangesOf compresses seqs (any order, duplicates allowed) into sorted, disjoint ranges above through.
+func RangesOf(seqs []uint64, through uint64) []Range {
+	s := make([]uint64, 0, len(seqs))
+	for _, q := range seqs {
+		if q > through {
+			s = append(s, q)
+		}
+	}
+	slices.Sort(s)
+	var out []Range
+	for _, q := range s {
+		if n := len(out); n > 0 && q <= out[n-1].To+1 {
+			out[n-1].To = max(out[n-1].To, q)
+			continue
+		}
+		out = append(out, Range{From: q, To: q})
+	}
+	return out
 }
 
 // EncodeAck writes an ack.
@@ -194,7 +226,7 @@ func EncodeAck(a Ack) ([]byte, error) {
 
 // DecodeAck reads an ack that arrived on a device's ack topic.
 func DecodeAck(payload []byte) (Ack, error) {
-	if len(payload) > 4096 {
+	if len(payload) > 64<<10 {
 		return Ack{}, fmt.Errorf("ack of %d bytes is too large", len(payload))
 	}
 	var a Ack
@@ -206,6 +238,14 @@ func DecodeAck(payload []byte) (Ack, error) {
 	}
 	if !DeviceIDPattern.MatchString(a.Device) || a.Epoch == 0 {
 		return Ack{}, errors.New("ack lacks a device or epoch")
+	}
+	if len(a.Ranges) > maxAckRanges {
+		return Ack{}, fmt.Errorf("ack holds %d ranges: at most %d", len(a.Ranges), maxAckRanges)
+	}
+	for _, r := range a.Ranges {
+		if r.From == 0 || r.From > r.To {
+			return Ack{}, fmt.Errorf("ack range %d..%d is not a range", r.From, r.To)
+		}
 	}
 	return a, nil
 }

@@ -140,3 +140,39 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+func TestRangesOf(t *testing.T) {
+	got := RangesOf([]uint64{9, 3, 4, 5, 5, 11, 12, 2, 1}, 2)
+	want := []Range{{3, 5}, {9, 9}, {11, 12}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("RangesOf = %v, want %v", got, want)
+	}
+	if RangesOf([]uint64{1, 2}, 5) != nil {
+		t.Fatal("seqs at or below through give ranges")
+	}
+	b, _ := EncodeAck(Ack{Device: "gate-1", Epoch: 7, Through: 2, Ranges: want})
+	a, err := DecodeAck(b)
+	if err != nil || !reflect.DeepEqual(a.Ranges, want) {
+		t.Fatalf("ack ranges round trip: %+v, %v", a, err)
+	}
+	if _, err := DecodeAck([]byte(`{"v":1,"device":"g","epoch":"0000000000000001","through":0,"ranges":[{"from":5,"to":4}]}`)); err == nil {
+		t.Fatal("an inverted range was accepted")
+	}
+}
+
+func FuzzDecodeAck(f *testing.F) {
+	b, _ := EncodeAck(Ack{Device: "gate-1", Epoch: 7, Through: 2, Ranges: []Range{{4, 6}}})
+	f.Add(b)
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		a, err := DecodeAck(payload)
+		if err != nil {
+			return
+		}
+		for _, r := range a.Ranges {
+			if r.From == 0 || r.From > r.To {
+				t.Fatalf("accepted range %+v", r)
+			}
+		}
+	})
+}
