@@ -112,6 +112,15 @@ func handle(ctx context.Context, cfg Config, store Store, client mqtt.Client, m 
 		}
 	}
 	for _, a := range acks {
+		// Everything in this batch is now in the database (inserted or already there): name what lies above the
+		// contiguous mark too, so a live scan sent ahead of a backlog leaves the device at once.
+		var seqs []uint64
+		for _, e := range batch.Entries {
+			if e.Epoch == a.Epoch {
+				seqs = append(seqs, e.Seq)
+			}
+		}
+		a.Ranges = wire.RangesOf(seqs, a.Through)
 		payload, err := wire.EncodeAck(a)
 		if err != nil {
 			return fmt.Errorf("ingest: encode ack: %w", err)
