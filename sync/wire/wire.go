@@ -81,6 +81,15 @@ type Entry struct {
 	BootID      string    `json:"boot_id"`      // kernel boot id, so the hub can re-base pre-sync times of one boot
 	MonoNS      int64     `json:"mono_ns"`      // CLOCK_BOOTTIME at the scan, nanoseconds
 	ClockSynced bool      `json:"clock_synced"` // the kernel said the clock was synchronised (NTP) at the scan
+	// Origin is set on an entry salvaged from a damaged outbox file and re-queued under a new epoch: its identity
+	// in the file it came from, so the hub can tell it from an entry it already holds.
+	Origin *Origin `json:"origin,omitempty"`
+}
+
+// Origin is an entry's first identity.
+type Origin struct {
+	Epoch Epoch  `json:"epoch"`
+	Seq   uint64 `json:"seq"`
 }
 
 var (
@@ -117,6 +126,9 @@ func (e *Entry) Validate() error {
 		if len(f) > maxTextField || !utf8.ValidString(f) || strings.ContainsRune(f, 0) {
 			return fmt.Errorf("text field too long or not UTF-8: %.40q", f)
 		}
+	}
+	if e.Origin != nil && (e.Origin.Epoch == 0 || e.Origin.Seq == 0 || e.Origin.Seq > math.MaxInt64) {
+		return errors.New("origin lacks an epoch or seq")
 	}
 	if len(e.Reasons) > 32 {
 		return fmt.Errorf("%d reasons: at most 32", len(e.Reasons))
