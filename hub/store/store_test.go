@@ -302,7 +302,7 @@ func TestSeveralDevicesAndEpochsInOneBatch(t *testing.T) {
 			{V: 1, Device: "gate-a", Epoch: epochB, Through: 2},
 			{V: 1, Device: "gate-b", Epoch: epochA, Through: 1},
 		}
-		if !slices.Equal(got, want) {
+		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("acks\n got %+v\nwant %+v", got, want)
 		}
 		got = insert(t, db, []wire.Entry{entry("gate-a", epochA, 3), entry("gate-b", epochA, 2)}, t0)
@@ -310,7 +310,7 @@ func TestSeveralDevicesAndEpochsInOneBatch(t *testing.T) {
 			{V: 1, Device: "gate-a", Epoch: epochA, Through: 4},
 			{V: 1, Device: "gate-b", Epoch: epochA, Through: 3},
 		}
-		if !slices.Equal(got, want) {
+		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("acks\n got %+v\nwant %+v", got, want)
 		}
 	})
