@@ -21,10 +21,18 @@ type Source interface {
 	Next(ctx context.Context) (string, error)
 }
 
-// Recorder commits an entry durably. When Record returns nil the entry is accepted.
+// Recorder commits an entry durably. When Record returns nil the entry is accepted. An error wrapping
+// ErrStorageFull or ErrStorageFullAdmit says the storage budget is full, and what the site wants done then.
 type Recorder interface {
 	Record(ctx context.Context, s Scan) (Receipt, error)
 }
+
+var (
+	// ErrStorageFull: the entry was not recorded and the person is refused (the default policy).
+	ErrStorageFull = errors.New("storage full")
+	// ErrStorageFullAdmit: the entry was not recorded, and the site's policy admits the person all the same.
+	ErrStorageFullAdmit = errors.New("storage full (site admits)")
+)
 
 // Feedback tells the person at the gate.
 type Feedback interface {
@@ -104,11 +112,20 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 	if d.Record {
 		rc, err := g.Recorder.Record(ctx, Scan{Direction: g.Direction, Kind: res.Kind, State: d.State,
 			Reasons: codes(d.Reasons), MaskedName: res.Masked.Name, Time: stamp})
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrStorageFullAdmit):
+			g.Log.Error("storage full: the scan was NOT recorded; admitted by the site's policy", "device", g.Device)
+			o.Result, o.State = "fault", decide.Amber
+			o.Reasons = append(o.Reasons, payload.GateReason(payload.CodeStorageFullAdmitted))
+		case errors.Is(err, ErrStorageFull):
+			g.Log.Error("storage full: the scan was NOT accepted", "device", g.Device)
+			o.Result, o.State = "fault", decide.Red
+			o.Reasons = append(o.Reasons, payload.GateReason(payload.CodeStorageFull))
+		case err != nil:
 			g.Log.Error("recording failed: the scan was NOT accepted", "device", g.Device, "err", err)
 			o.Result, o.State = "fault", decide.Red
 			o.Reasons = append(o.Reasons, payload.GateReason(payload.CodeStorageFault))
-		} else {
+		default:
 			o.Result, o.Receipt = "accepted", rc
 		}
 	}

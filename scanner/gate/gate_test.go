@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -130,5 +131,25 @@ func TestRunReportsSourceFault(t *testing.T) {
 	err := newGate(&memRecorder{}, &shown{}, io.Discard).Run(context.Background(), "serial:/dev/ttyACM0", failing{})
 	if err == nil || !strings.Contains(err.Error(), "serial:/dev/ttyACM0") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestStorageFullPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		state  decide.State
+		reason string
+	}{
+		{fmt.Errorf("outbox: %w", ErrStorageFull), decide.Red, payload.CodeStorageFull},
+		{fmt.Errorf("outbox: %w", ErrStorageFullAdmit), decide.Amber, payload.CodeStorageFullAdmitted},
+	} {
+		logs := &bytes.Buffer{}
+		o := newGate(&memRecorder{fail: tc.err}, &shown{}, logs).Handle(context.Background(), cccd, nil)
+		if o.Result != "fault" || o.State != tc.state || o.Reasons[len(o.Reasons)-1].Code != tc.reason {
+			t.Errorf("%v: outcome %+v", tc.err, o)
+		}
+		if m := decisionLog(t, logs); m["outcome"] != "fault" || m["seq"] != nil {
+			t.Errorf("%v: decision log %v", tc.err, m)
+		}
 	}
 }

@@ -90,13 +90,17 @@ var reasonTable = []reasonDef{
 // Reasons the later stages of the gate give (decide, record). They live here so that one vocabulary, one doc and
 // one test hold every code a guard or an operator can see.
 const (
-	CodeIdentityClaimed = "identity_claimed"
-	CodeStorageFault    = "storage_fault"
+	CodeIdentityClaimed     = "identity_claimed"
+	CodeStorageFault        = "storage_fault"
+	CodeStorageFull         = "storage_full"
+	CodeStorageFullAdmitted = "storage_full_admitted"
 )
 
 var gateReasonTable = []reasonDef{
 	{CodeIdentityClaimed, SeverityWarning, "Identity claimed, not verified (an unsigned code): compare the name with the person or their card."},
 	{CodeStorageFault, SeverityError, "This scan could not be saved and is not admitted: call the administrator."},
+	{CodeStorageFull, SeverityError, "Storage full: this scan is not recorded and not admitted; the device cannot reach the hub, call the administrator."},
+	{CodeStorageFullAdmitted, SeverityWarning, "Storage full: this scan is NOT recorded, admitted by the site's policy; call the administrator."},
 }
 
 // GateReason returns the reason a later stage of the gate gives, by its code (CodeIdentityClaimed, CodeStorageFault).
