@@ -48,6 +48,22 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 }
 
+func TestAppendBatch(t *testing.T) {
+	var enc [][]byte
+	for _, e := range []Entry{goodEntry(1), goodEntry(2)} {
+		b, _ := json.Marshal(e)
+		enc = append(enc, b)
+	}
+	got := AppendBatch(nil, "gate-1", enc)
+	want, _ := EncodeBatch("gate-1", []Entry{goodEntry(1), goodEntry(2)})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("AppendBatch:\n%s\nEncodeBatch:\n%s", got, want)
+	}
+	if n := len(got) - len(enc[0]) - len(enc[1]); n > BatchOverhead(len("gate-1")) {
+		t.Fatalf("overhead %d exceeds BatchOverhead %d", n, BatchOverhead(6))
+	}
+}
+
 func TestDecodeBatchRejects(t *testing.T) {
 	enc := func(mut func(*Batch)) []byte {
 		b := Batch{V: 1, Device: "gate-1", Entries: []Entry{goodEntry(1)}}
