@@ -90,18 +90,34 @@ func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.
 		return fail("begin", err)
 	}
 	defer tx.Rollback()
+	if what, err := db.d.insert(ctx, db, tx, sorted, entries, receivedAt); err != nil {
+		return fail(what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fail("commit", err)
+	}
 
+	acks := make([]wire.Ack, len(sorted))
+	for i, g := range sorted {
+		acks[i] = wire.Ack{V: wire.Version, Device: g.device, Epoch: g.epoch, Through: g.mark}
+	}
+	return acks, nil
+}
+
+// insertEach is SQLite's insert: a few statements per device epoch, and multi-row INSERTs of chunkRows rows. SQLite
+// runs in the hub's process, so a statement costs no round trip.
+func insertEach(ctx context.Context, db *DB, tx *sql.Tx, sorted []*group, entries []wire.Entry, receivedAt time.Time) (string, error) {
 	// Lock each epoch's mark before touching its entries: a concurrent writer of the same epoch then waits and sees
 	// this transaction's rows when it walks, so no advance is lost between two commits.
 	ensure := `INSERT INTO marks (device, epoch, through_seq) VALUES (?, ?, 0) ON CONFLICT DO NOTHING`
 	lock := db.d.q(`SELECT through_seq FROM marks WHERE device = ? AND epoch = ?` + db.d.forUpdate)
 	for _, g := range sorted {
 		if _, err := tx.ExecContext(ctx, db.d.q(ensure), g.device, g.epoch.String()); err != nil {
-			return fail("create mark", err)
+			return "create mark", err
 		}
 		var through int64
 		if err := tx.QueryRowContext(ctx, lock, g.device, g.epoch.String()).Scan(&through); err != nil {
-			return fail("read mark", err)
+			return "read mark", err
 		}
 		g.mark = uint64(through)
 	}
@@ -109,7 +125,7 @@ func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.
 	for start := 0; start < len(entries); start += db.d.chunkRows {
 		chunk := entries[start:min(start+db.d.chunkRows, len(entries))]
 		if err := db.insertChunk(ctx, tx, chunk, receivedAt); err != nil {
-			return fail("insert rows", err)
+			return "insert rows", err
 		}
 	}
 
@@ -121,7 +137,7 @@ func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.
 		}
 		through, err := db.walk(ctx, tx, g.device, g.epoch, g.mark, len(g.seqs))
 		if err != nil {
-			return fail("advance mark", err)
+			return "advance mark", err
 		}
 		if through == g.mark {
 			continue
@@ -129,19 +145,11 @@ func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.
 		_, err = tx.ExecContext(ctx, db.d.q(`UPDATE marks SET through_seq = ? WHERE device = ? AND epoch = ?`),
 			int64(through), g.device, g.epoch.String())
 		if err != nil {
-			return fail("update mark", err)
+			return "update mark", err
 		}
 		g.mark = through
 	}
-	if err := tx.Commit(); err != nil {
-		return fail("commit", err)
-	}
-
-	acks := make([]wire.Ack, len(sorted))
-	for i, g := range sorted {
-		acks[i] = wire.Ack{V: wire.Version, Device: g.device, Epoch: g.epoch, Through: g.mark}
-	}
-	return acks, nil
+	return "", nil
 }
 
 // insertChunk writes one multi-row INSERT; a key already stored, or earlier in the same statement, is skipped.
