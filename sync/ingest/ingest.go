@@ -1,12 +1,20 @@
-// Package ingest is the hub's side of delivery: it takes the devices' batches from the broker, commits each batch in
-// one database transaction, and only then publishes the application ack, computed from what the database holds.
-// Several hub processes can ingest from one broker through a shared subscription.
+// Package ingest is the hub's side of delivery: it takes the devices' batches from the broker, commits them to the
+// database, and only then publishes the application ack, computed from what the database holds. Several hub
+// processes can ingest from one broker through a shared subscription.
+//
+// Inside one process, messages are split into lanes by device, so one device's batches never race each other and
+// its retained ack only moves forward. Each lane commits whatever has queued up since its last commit in one
+// transaction (many devices' batches at once when the hub is busy), so the database sees few, large transactions
+// when it matters and one small one per message when it is idle. A message is acknowledged to the broker (PUBACK)
+// and to its device (the ack topic) only after the transaction that holds it has committed.
 package ingest
 
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -15,6 +23,7 @@ import (
 )
 
 // Store is what ingest needs of the hub's database: an idempotent insert that returns the acks the database backs.
+// It must be safe for concurrent use: lanes insert at the same time.
 type Store interface {
 	Insert(ctx context.Context, entries []wire.Entry, receivedAt time.Time) ([]wire.Ack, error)
 }
@@ -26,16 +35,48 @@ type Config struct {
 	ShareGroup string
 	Topics     wire.Topics
 	Log        *slog.Logger
-	// Committed, when set, is called after each batch is committed (the web UI's live view listens).
+	// Lanes is how many transactions may be open at once; 0 means DefaultLanes. A device's batches always take the
+	// same lane.
+	Lanes int
+	// Committed, when set, is called after each commit (the web UI's live view listens).
 	Committed func()
+}
+
+// DefaultLanes keeps a few transactions in flight, so decoding, the network and the database's commit overlap.
+const DefaultLanes = 4
+
+// Limits on one transaction: enough to amortise a commit, small enough that a retry after an error is cheap and
+// that one lane's backlog does not hold every message's acks for long.
+const (
+	maxTxMessages = 256
+	maxTxEntries  = 20000
+)
+
+// Stats counts what one Run did; Run logs them when it stops.
+type Stats struct {
+	Messages     int64 // messages committed
+	Entries      int64 // entries in those messages (duplicates included)
+	Transactions int64 // commits
+	Rejected     int64 // messages dropped as invalid
+	Retries      int64 // failed inserts, each retried
 }
 
 // Run ingests until ctx ends. Messages that cannot be decoded are logged with the reason and dropped; a database
 // error is retried (the message is neither acked to the broker nor to the device until its batch is committed).
 func Run(ctx context.Context, cfg Config, store Store) error {
 	log := cfg.Log
+	lanes := cfg.Lanes
+	if lanes <= 0 {
+		lanes = DefaultLanes
+	}
 	stateTopic := cfg.Topics.HubState(cfg.WorkerID)
-	msgs := make(chan mqtt.Message, 64)
+	queues := make([]chan mqtt.Message, lanes)
+	for i := range queues {
+		// Roughly what one transaction takes, so a lane's next transaction is ready when its commit returns. The
+		// broker bounds what is in flight to this process (Mosquitto: max_inflight_messages).
+		queues[i] = make(chan mqtt.Message, maxTxMessages)
+	}
+	seed := maphash.MakeSeed()
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
 		SetClientID("vaorahub-"+cfg.WorkerID).
@@ -54,8 +95,11 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		for {
 			tok := c.Subscribe(cfg.Topics.EntriesShared(cfg.ShareGroup), 1, func(_ mqtt.Client, m mqtt.Message) {
+				// The lane follows the topic, not the payload: a message that names another device is rejected in
+				// the lane of the device whose topic it came on.
+				q := queues[maphash.String(seed, m.Topic())%uint64(lanes)]
 				select {
-				case msgs <- m:
+				case q <- m:
 				case <-ctx.Done():
 				}
 			})
@@ -69,7 +113,7 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 			time.Sleep(time.Second)
 		}
 		c.Publish(stateTopic, 1, true, `{"state":"online"}`)
-		log.Info("ingest connected", "broker", cfg.Broker, "worker", cfg.WorkerID)
+		log.Info("ingest connected", "broker", cfg.Broker, "worker", cfg.WorkerID, "lanes", lanes)
 	})
 	client := mqtt.NewClient(opts)
 	client.Connect()
@@ -78,60 +122,168 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 		client.Disconnect(250)
 	}()
 
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total Stats
+		errs  = make(chan error, lanes)
+	)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, q := range queues {
+		wg.Go(func() {
+			l := &lane{cfg: cfg, store: store, client: client, queue: q}
+			err := l.run(lctx)
+			mu.Lock()
+			total.add(l.stats)
+			mu.Unlock()
+			if err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	log.Info("ingest stopped", "messages", total.Messages, "entries", total.Entries,
+		"transactions", total.Transactions, "rejected", total.Rejected, "retries", total.Retries)
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (s *Stats) add(o Stats) {
+	s.Messages += o.Messages
+	s.Entries += o.Entries
+	s.Transactions += o.Transactions
+	s.Rejected += o.Rejected
+	s.Retries += o.Retries
+}
+
+// lane commits the messages of its share of the devices, one transaction at a time.
+type lane struct {
+	cfg    Config
+	store  Store
+	client mqtt.Client
+	queue  chan mqtt.Message
+	stats  Stats
+
+	// Reused between transactions.
+	msgs    []mqtt.Message
+	entries []wire.Entry
+}
+
+func (l *lane) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-msgs:
-			if err := handle(ctx, cfg, store, client, m); err != nil {
-				return err
+		case m := <-l.queue:
+			l.take(m)
+		}
+		// Whatever queued up while the last transaction committed goes into the next one.
+	more:
+		for len(l.msgs) < maxTxMessages && len(l.entries) < maxTxEntries {
+			select {
+			case m := <-l.queue:
+				l.take(m)
+			default:
+				break more
 			}
+		}
+		if len(l.msgs) == 0 {
+			continue
+		}
+		if err := l.commit(ctx); err != nil {
+			return err
 		}
 	}
 }
 
-func handle(ctx context.Context, cfg Config, store Store, client mqtt.Client, m mqtt.Message) error {
-	log := cfg.Log
-	batch, err := wire.DecodeBatch(cfg.Topics, m.Topic(), m.Payload())
+// take decodes one message into the transaction being gathered, or rejects it.
+func (l *lane) take(m mqtt.Message) {
+	batch, err := wire.DecodeBatch(l.cfg.Topics, m.Topic(), m.Payload())
 	if err != nil {
-		log.Warn("rejected a message from the broker", "topic", m.Topic(), "bytes", len(m.Payload()), "reason", err.Error())
-		m.Ack()
-		return nil
+		l.cfg.Log.Warn("rejected a message from the broker", "topic", m.Topic(), "bytes", len(m.Payload()), "reason", err.Error())
+		l.stats.Rejected++
+		m.Ack() // the broker must not redeliver it; the device resends what is never acked
+		return
 	}
-	var acks []wire.Ack
+	l.msgs = append(l.msgs, m)
+	l.entries = append(l.entries, batch.Entries...)
+}
+
+// commit stores the gathered entries in one transaction, retrying until it commits or ctx ends, then acks.
+func (l *lane) commit(ctx context.Context) error {
+	log := l.cfg.Log
+	defer func() {
+		clear(l.msgs) // let the payloads go
+		l.msgs = l.msgs[:0]
+		clear(l.entries)
+		l.entries = l.entries[:0]
+	}()
+	var (
+		acks []wire.Ack
+		err  error
+	)
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-		acks, err = store.Insert(ctx, batch.Entries, time.Now().UTC())
+		acks, err = l.store.Insert(ctx, l.entries, time.Now().UTC())
 		if err == nil {
 			break
 		}
-		log.Error("storing a batch failed; retrying", "device", batch.Device, "entries", len(batch.Entries), "err", err)
+		l.stats.Retries++
+		log.Error("storing batches failed; retrying", "messages", len(l.msgs), "entries", len(l.entries), "err", err)
 		select {
 		case <-ctx.Done():
-			return nil // not committed, not acked: the device resends it
+			return nil // not committed, not acked: the devices resend
 		case <-time.After(backoff):
 		}
 	}
+	if err := l.publishAcks(acks); err != nil {
+		return err
+	}
+	for _, m := range l.msgs {
+		m.Ack()
+	}
+	l.stats.Messages += int64(len(l.msgs))
+	l.stats.Entries += int64(len(l.entries))
+	l.stats.Transactions++
+	log.Debug("batches committed", "messages", len(l.msgs), "entries", len(l.entries), "devices", len(acks))
+	if l.cfg.Committed != nil {
+		l.cfg.Committed()
+	}
+	return nil
+}
+
+// publishAcks sends each device epoch's ack: the contiguous mark the database returned, and the committed seqs
+// above it, so a live scan sent ahead of a backlog leaves the device at once.
+func (l *lane) publishAcks(acks []wire.Ack) error {
+	type key struct {
+		device string
+		epoch  wire.Epoch
+	}
+	marks := make(map[key]uint64, len(acks))
 	for _, a := range acks {
-		// Everything in this batch is now in the database (inserted or already there): name what lies above the
-		// contiguous mark too, so a live scan sent ahead of a backlog leaves the device at once.
-		var seqs []uint64
-		for _, e := range batch.Entries {
-			if e.Epoch == a.Epoch {
-				seqs = append(seqs, e.Seq)
-			}
+		marks[key{a.Device, a.Epoch}] = a.Through
+	}
+	above := map[key][]uint64{}
+	for i := range l.entries {
+		e := &l.entries[i]
+		k := key{e.Device, e.Epoch}
+		if through, ok := marks[k]; ok && e.Seq > through {
+			above[k] = append(above[k], e.Seq)
 		}
-		a.Ranges = wire.RangesOf(seqs, a.Through)
+	}
+	for _, a := range acks {
+		a.Ranges = wire.RangesOf(above[key{a.Device, a.Epoch}], a.Through)
 		payload, err := wire.EncodeAck(a)
 		if err != nil {
 			return fmt.Errorf("ingest: encode ack: %w", err)
 		}
 		// Retained, so a device that reconnects learns at once what the hub holds.
-		client.Publish(cfg.Topics.Ack(a.Device), 1, true, payload)
-	}
-	m.Ack()
-	log.Debug("batch committed", "device", batch.Device, "entries", len(batch.Entries))
-	if cfg.Committed != nil {
-		cfg.Committed()
+		l.client.Publish(l.cfg.Topics.Ack(a.Device), 1, true, payload)
 	}
 	return nil
 }

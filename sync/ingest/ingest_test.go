@@ -3,8 +3,11 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,17 +20,38 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// memStore is a fake database with the real contract: idempotent on (device, epoch, seq), contiguous mark. It can
-// be told to fail its next inserts.
+// memStore is a fake database with the real contract: idempotent on (device, epoch, seq), a contiguous mark per
+// device epoch, one ack per device epoch in the batch. It can be told to fail its next inserts, or to hold each
+// insert until the test releases it.
 type memStore struct {
 	mu       sync.Mutex
-	rows     map[uint64]bool
-	through  uint64
+	rows     map[memKey]bool
+	through  map[memKey]uint64 // seq 0: the mark of a device epoch
 	failNext int
 	inserts  int
+	sizes    []int            // entries per insert
+	done     map[string]int64 // device -> when its last insert returned (UnixNano)
+	hold     chan struct{}    // when set, each insert waits for a value from it
 }
 
-func (m *memStore) Insert(_ context.Context, es []wire.Entry, _ time.Time) ([]wire.Ack, error) {
+type memKey struct {
+	device string
+	epoch  wire.Epoch
+	seq    uint64
+}
+
+func newMemStore() *memStore {
+	return &memStore{rows: map[memKey]bool{}, through: map[memKey]uint64{}, done: map[string]int64{}}
+}
+
+func (m *memStore) Insert(ctx context.Context, es []wire.Entry, _ time.Time) ([]wire.Ack, error) {
+	if m.hold != nil {
+		select {
+		case <-m.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failNext > 0 {
@@ -35,52 +59,69 @@ func (m *memStore) Insert(_ context.Context, es []wire.Entry, _ time.Time) ([]wi
 		return nil, errors.New("database is down")
 	}
 	m.inserts++
+	m.sizes = append(m.sizes, len(es))
+	var acks []wire.Ack
+	seen := map[memKey]bool{}
 	for _, e := range es {
-		m.rows[e.Seq] = true
+		m.rows[memKey{e.Device, e.Epoch, e.Seq}] = true
+		k := memKey{e.Device, e.Epoch, 0}
+		if !seen[k] {
+			seen[k] = true
+			acks = append(acks, wire.Ack{Device: e.Device, Epoch: e.Epoch})
+		}
 	}
-	for m.rows[m.through+1] {
-		m.through++
+	for i := range acks {
+		k := memKey{acks[i].Device, acks[i].Epoch, 0}
+		for m.rows[memKey{k.device, k.epoch, m.through[k] + 1}] {
+			m.through[k]++
+		}
+		acks[i].Through = m.through[k]
+		m.done[k.device] = time.Now().UnixNano()
 	}
-	return []wire.Ack{{Device: es[0].Device, Epoch: es[0].Epoch, Through: m.through}}, nil
+	return acks, nil
 }
 
-func entry(seq uint64) wire.Entry {
-	return wire.Entry{V: 1, Device: "gate-1", Epoch: 0xabc, Seq: seq, Direction: "in", Kind: "cccd", State: "amber",
+func entryOf(device string, seq uint64) wire.Entry {
+	return wire.Entry{V: 1, Device: device, Epoch: 0xabc, Seq: seq, Direction: "in", Kind: "cccd", State: "amber",
 		ScannedAt: time.Now().UTC(), BootID: "b"}
 }
 
-func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
+// rig is an ingest worker on an in-process broker, and a client that plays the devices.
+type rig struct {
+	t      *testing.T
+	topics wire.Topics
+	dev    mqtt.Client
+	acks   chan wire.Ack
+}
+
+// startIngest runs Run until the test ends and waits until the worker is subscribed.
+func startIngest(t *testing.T, cfg Config, st Store) *rig {
+	t.Helper()
 	broker := mqtttest.Broker(t)
-	topics := wire.Topics{Root: "ti"}
-	st := &memStore{rows: map[uint64]bool{}, failNext: 2}
+	cfg.Broker, cfg.WorkerID, cfg.ShareGroup, cfg.Topics, cfg.Log = broker, "w1", "ingest", wire.Topics{Root: "ti"}, quiet
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	committed := make(chan struct{}, 10)
-	go func() {
-		done <- Run(ctx, Config{Broker: broker, WorkerID: "w1", ShareGroup: "ingest", Topics: topics, Log: quiet,
-			Committed: func() { committed <- struct{}{} }}, st)
-	}()
-	defer func() {
+	go func() { done <- Run(ctx, cfg, st) }()
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-	}()
-
-	dev := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("dev"))
-	if tok := dev.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	})
+	r := &rig{t: t, topics: cfg.Topics, acks: make(chan wire.Ack, 1000)}
+	r.dev = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("dev"))
+	if tok := r.dev.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	defer dev.Disconnect(0)
-	acks := make(chan wire.Ack, 10)
-	dev.Subscribe(topics.Ack("gate-1"), 1, func(_ mqtt.Client, m mqtt.Message) {
+	t.Cleanup(func() { r.dev.Disconnect(0) })
+	r.dev.Subscribe(r.topics.Ack("+"), 1, func(_ mqtt.Client, m mqtt.Message) {
 		if a, err := wire.DecodeAck(m.Payload()); err == nil {
-			acks <- a
+			r.acks <- a
 		}
 	}).Wait()
 	// Wait until the worker announces itself, so the shared subscription exists.
 	online := make(chan struct{}, 1)
-	dev.Subscribe(topics.HubState("w1"), 1, func(_ mqtt.Client, m mqtt.Message) {
+	r.dev.Subscribe(r.topics.HubState("w1"), 1, func(_ mqtt.Client, m mqtt.Message) {
 		if string(m.Payload()) == `{"state":"online"}` {
 			select {
 			case online <- struct{}{}:
@@ -93,22 +134,49 @@ func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ingest worker never came online")
 	}
+	return r
+}
+
+// publish sends a batch of device's seqs and waits for the broker's PUBACK (which says nothing about the hub).
+func (r *rig) publish(device string, seqs ...uint64) {
+	r.t.Helper()
+	var es []wire.Entry
+	for _, q := range seqs {
+		es = append(es, entryOf(device, q))
+	}
+	b, err := wire.EncodeBatch(device, es)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.dev.Publish(r.topics.Entries(device), 1, false, b).Wait()
+}
+
+// ack waits for the next ack.
+func (r *rig) ack() wire.Ack {
+	r.t.Helper()
+	select {
+	case a := <-r.acks:
+		return a
+	case <-time.After(15 * time.Second):
+		r.t.Fatal("no ack")
+	}
+	return wire.Ack{}
+}
+
+func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
+	st := newMemStore()
+	st.failNext = 2
+	committed := make(chan struct{}, 10)
+	r := startIngest(t, Config{Committed: func() { committed <- struct{}{} }}, st)
 
 	// Garbage of every kind first: each is rejected and ingest goes on.
 	for _, bad := range [][]byte{[]byte("not json"), []byte("\xff\xfe"), []byte(`{"v":9,"device":"gate-1","entries":[]}`),
 		[]byte(`{"v":1,"device":"gate-2","entries":[]}`), make([]byte, wire.MaxBatchBytes+1)} {
-		dev.Publish(topics.Entries("gate-1"), 1, false, bad).Wait()
+		r.dev.Publish(r.topics.Entries("gate-1"), 1, false, bad).Wait()
 	}
-	good, _ := wire.EncodeBatch("gate-1", []wire.Entry{entry(1), entry(2), entry(3)})
-	dev.Publish(topics.Entries("gate-1"), 1, false, good).Wait()
-
-	select {
-	case a := <-acks:
-		if a.Through != 3 || a.Epoch != 0xabc {
-			t.Fatalf("ack = %+v", a)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("no ack")
+	r.publish("gate-1", 1, 2, 3)
+	if a := r.ack(); a.Through != 3 || a.Epoch != 0xabc || a.Device != "gate-1" {
+		t.Fatalf("ack = %+v", a)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -116,8 +184,89 @@ func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
 		t.Fatalf("store: %d inserts, %d rows, failNext %d (the two failures must be retried before the ack)", st.inserts, len(st.rows), st.failNext)
 	}
 	select {
-	case <-committed:
-	default:
+	case <-committed: // called after the acks are out
+	case <-time.After(10 * time.Second):
 		t.Fatal("Committed was not called")
+	}
+}
+
+// Batches that queue up while a commit is under way go into the next transaction together, and each device's ack
+// comes only after the transaction that holds its batches has returned.
+func TestQueuedBatchesShareATransaction(t *testing.T) {
+	st := newMemStore()
+	st.hold = make(chan struct{})
+	r := startIngest(t, Config{Lanes: 1}, st)
+
+	r.publish("gate-0", 1) // its insert holds the lane
+	const devices = 10
+	for d := range devices {
+		r.publish(fmt.Sprintf("gate-%d", d+1), 1, 2, 3)
+		r.publish(fmt.Sprintf("gate-%d", d+1), 4, 5, 6)
+	}
+	// Give the worker time to queue the messages behind the held insert; without it they would only share fewer
+	// transactions, which the assertions below allow down to one message per transaction but the last.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case a := <-r.acks:
+		t.Fatalf("ack %+v before any commit", a)
+	default:
+	}
+	close(st.hold)
+
+	want := map[string]uint64{"gate-0": 1}
+	for d := range devices {
+		want[fmt.Sprintf("gate-%d", d+1)] = 6
+	}
+	got := map[string]uint64{}
+	for !maps.Equal(got, want) {
+		a := r.ack()
+		at := time.Now().UnixNano()
+		st.mu.Lock()
+		done := st.done[a.Device]
+		st.mu.Unlock()
+		if done == 0 || done > at {
+			t.Fatalf("ack of %s arrived before its insert returned", a.Device)
+		}
+		got[a.Device] = max(got[a.Device], a.Through)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.inserts >= 1+2*devices {
+		t.Fatalf("%d inserts for %d messages: queued batches were not gathered (entries per insert: %v)",
+			st.inserts, 1+2*devices, st.sizes)
+	}
+	t.Logf("entries per insert: %v", st.sizes)
+}
+
+// Several lanes commit at once; every device still gets acks for all it sent, and an ack names what lies above the
+// contiguous mark.
+func TestLanesAndRanges(t *testing.T) {
+	st := newMemStore()
+	r := startIngest(t, Config{Lanes: 3}, st)
+	const devices = 12
+	for d := range devices {
+		r.publish(fmt.Sprintf("gate-%d", d), 1, 2, 3)
+		r.publish(fmt.Sprintf("gate-%d", d), 7, 8, 10)
+	}
+	type state struct {
+		through uint64
+		ranges  []wire.Range
+	}
+	got := map[string]state{}
+	for len(got) < devices || slices.ContainsFunc(slices.Collect(maps.Values(got)), func(s state) bool {
+		return s.through < 3 || len(s.ranges) == 0
+	}) {
+		a := r.ack()
+		s := got[a.Device]
+		s.through = max(s.through, a.Through)
+		if len(a.Ranges) > 0 {
+			s.ranges = a.Ranges
+		}
+		got[a.Device] = s
+	}
+	for d, s := range got {
+		if s.through != 3 || !slices.Equal(s.ranges, []wire.Range{{From: 7, To: 8}, {From: 10, To: 10}}) {
+			t.Errorf("%s: through %d, ranges %v; want 3 and [7..8 10..10]", d, s.through, s.ranges)
+		}
 	}
 }
