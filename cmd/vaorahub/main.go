@@ -44,6 +44,13 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return runContext(ctx, args, stdout, stderr)
+}
+
+// runContext is the hub until ctx ends (a signal, or a test that runs the hub in its own process).
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vaorahub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "hub config file (YAML; see configs/vaorahub.example.yaml)")
@@ -55,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	shareGroup := fs.String("share-group", "", "shared-subscription group of the ingest workers (default ingest)")
 	workerID := fs.String("worker-id", "", "this process's ingest worker id (default HOSTNAME-PID)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	lanes := fs.Int("ingest-lanes", ingest.DefaultLanes, "database transactions this ingest worker keeps open at "+
+		"once, each for a share of the devices (more overlap the database's round trips and commits)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
@@ -89,6 +98,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	if *lanes < 1 || *lanes > 64 {
+		return usageError{fmt.Errorf("--ingest-lanes %d: want 1..64", *lanes)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)}
@@ -98,9 +110,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 
 	db, err := store.Open(ctx, cfg.DB, log)
 	if err != nil {
@@ -145,7 +154,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	})
 	g.Go(func() error {
 		return ingest.Run(gctx, ingest.Config{Broker: brokerAddr, WorkerID: cfg.WorkerID, ShareGroup: cfg.ShareGroup,
-			Topics: wire.Topics{Root: cfg.TopicRoot}, Log: log.With("component", "ingest"), Committed: ui.Notify}, db)
+			Topics: wire.Topics{Root: cfg.TopicRoot}, Lanes: *lanes, Log: log.With("component", "ingest"),
+			Committed: ui.Notify}, db)
 	})
 	err = g.Wait()
 	log.Info("hub stopped")

@@ -24,6 +24,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad db scheme", []string{"--db", "mysql://x"}, "db"},
 		{"bad log level", []string{"--log-level", "loud", "--db", "sqlite:" + filepath.Join(dir, "x.db")}, "log-level"},
 		{"stray argument", []string{"serve"}, "serve"},
+		{"no ingest lanes", []string{"--ingest-lanes", "0"}, "--ingest-lanes 0: want 1..64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr strings.Builder
