@@ -284,6 +284,47 @@ func TestHighWaterMarkWithGaps(t *testing.T) {
 	})
 }
 
+// Resends of rows stored above the mark, and a sparse batch whose span holds many stored rows, keep the first
+// copy of every row and move the mark as far as the table allows. (PostgreSQL lists what is stored before it writes
+// and uses ON CONFLICT only when the list would be long: both paths are here.)
+func TestResendsAboveTheMark(t *testing.T) {
+	eachEngine(t, func(t *testing.T, url string) {
+		db := open(t, url)
+		named := func(name string, seqs ...uint64) []wire.Entry {
+			es := entries("gate-1", epochA, seqs...)
+			for i := range es {
+				es[i].MaskedName = name
+			}
+			return es
+		}
+		steps := []struct {
+			batch []wire.Entry
+			want  uint64
+		}{
+			{named("first", span(3, 10)...), 0},
+			{named("resent", span(3, 12)...), 0},          // 3..10 stored above the mark, 11..12 new
+			{named("first", 1, 2), 12},                    // the walk finds 3..12
+			{named("first", span(14, 600)...), 12},        // far more than a short list
+			{named("sparse", 13, 14, 300, 601, 601), 601}, // 14 and 300 stored, 601 twice in one batch
+		}
+		for i, s := range steps {
+			if got := through(t, db, s.batch, t0); got != s.want {
+				t.Fatalf("step %d: through %d, want %d", i, got, s.want)
+			}
+		}
+		rows := byKey(recent(t, db, 1000))
+		if len(rows) != 601 {
+			t.Fatalf("%d rows, want 601", len(rows))
+		}
+		for seq, want := range map[uint64]string{3: "first", 10: "first", 11: "resent", 12: "resent", 13: "sparse",
+			14: "first", 300: "first", 601: "sparse"} {
+			if got := rows[fmt.Sprintf("gate-1/%s/%d", epochA, seq)].MaskedName; got != want {
+				t.Errorf("seq %d holds the %q copy, want %q", seq, got, want)
+			}
+		}
+	})
+}
+
 func TestSeveralDevicesAndEpochsInOneBatch(t *testing.T) {
 	eachEngine(t, func(t *testing.T, url string) {
 		db := open(t, url)
