@@ -1,0 +1,8 @@
+//go:build !linux
+
+package outbox
+
+import "os"
+
+func adviseRandom(*os.File) {}
+func dropCache(string)      {}
