@@ -14,7 +14,9 @@ package configs
 
 import (
 	_ "embed"
+	"errors"
 	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -39,6 +41,7 @@ type Device struct {
 	Inputs       []string `yaml:"inputs"`         // default ["stdin"]; stdin, or serial:, evdev:, camera:, dir: followed by an absolute path
 	MaxLineBytes int      `yaml:"max_line_bytes"` // longest code accepted from a text source; default 4096; 64..1048576
 	Uplink       Uplink   `yaml:"uplink"`
+	Storage      Storage  `yaml:"storage"`
 }
 
 // Uplink is how vaorad sends entries to the hub.
@@ -46,6 +49,52 @@ type Uplink struct {
 	BatchMax    int           `yaml:"batch_max"`    // entries per MQTT message; default 100; 1..1000
 	ResendAfter time.Duration `yaml:"resend_after"` // resend unacked batches after this; default 5s; 100ms..10m; written as "5s"
 	InFlight    int           `yaml:"in_flight"`    // batches published but not yet acked; default 4; 1..64
+}
+
+// Storage is what the outbox (the local store of scans not yet confirmed by the hub) may use, and what the gate does
+// when that is full.
+type Storage struct {
+	Budget     Size   `yaml:"budget"`      // bytes for unsynced entries and the outbox's state; default 256MiB; 1MiB..1TiB
+	FullPolicy string `yaml:"full_policy"` // "refuse" (default): new scans are refused, red "storage full"; "admit": admitted unrecorded (amber)
+}
+
+// Size is a number of bytes. A config writes it with a binary unit (512KiB, 256MiB, 1GiB, 1TiB) or as plain bytes.
+type Size int64
+
+// Size units, for ParseSize and String.
+const (
+	KiB Size = 1 << (10 * (iota + 1))
+	MiB
+	GiB
+	TiB
+)
+
+var sizeUnits = []struct {
+	name string
+	size Size
+}{{"TiB", TiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB}}
+
+// String writes s as a config does: with the largest unit that divides it, else as plain bytes.
+func (s Size) String() string {
+	for _, u := range sizeUnits {
+		if s != 0 && s%u.size == 0 {
+			return strconv.FormatInt(int64(s/u.size), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
+
+// MarshalYAML writes a size as "256MiB", so a marshalled config loads again.
+func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
+
+// ParseSize reads a size: a whole number of bytes, or of KiB, MiB, GiB or TiB (e.g. 256MiB; a space before the unit
+// is allowed). The error says what to write instead.
+func ParseSize(s string) (Size, error) {
+	sz, msg := parseSize(s)
+	if msg != "" {
+		return 0, errors.New(msg)
+	}
+	return sz, nil
 }
 
 // MarshalYAML writes resend_after as a duration ("5s") rather than nanoseconds, so a marshalled config loads again.
@@ -81,6 +130,10 @@ func DefaultDevice() Device {
 			BatchMax:    100,
 			ResendAfter: 5 * time.Second,
 			InFlight:    4,
+		},
+		Storage: Storage{
+			Budget:     256 * MiB,
+			FullPolicy: "refuse",
 		},
 	}
 }

@@ -26,7 +26,7 @@ type badCase struct {
 
 var deviceBad = []badCase{
 	{"misspelt key", "devise_id: gate-1\nbroker: tcp://h:1883\n",
-		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, uplink)", ""},
+		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, uplink, storage)", ""},
 	{"unknown nested key", minimal + "uplink:\n  batchmax: 5\n", "d.yaml:4: uplink.batchmax: unknown key (did you mean batch_max? known keys: batch_max, resend_after, in_flight)", ""},
 	{"odd key quoted", minimal + "\"a b\": 1\n", `d.yaml:3: "a b": unknown key (known keys: `, ""},
 	{"duplicate key", minimal + "site: a\nsite: b\n", "d.yaml:4: site: duplicate key (first set on line 3); keep only one", ""},
@@ -53,6 +53,22 @@ var deviceBad = []badCase{
 	{"duration too long", minimal + "uplink:\n  resend_after: 20m\n", "d.yaml:4: uplink.resend_after: 20m0s is out of range (allowed 100ms to 10m)", ""},
 	{"duration too short", minimal + "uplink:\n  resend_after: 10ms\n", "d.yaml:4: uplink.resend_after: 10ms is out of range (allowed 100ms to 10m)", ""},
 	{"duration negative", minimal + "uplink:\n  resend_after: -5s\n", "d.yaml:4: uplink.resend_after: -5s is out of range", ""},
+	{"budget not a size", minimal + "storage:\n  budget: lots\n", `d.yaml:4: storage.budget: "lots" is not a size (write e.g. 256MiB, 1GiB or a number of bytes)`, ""},
+	{"budget decimal unit", minimal + "storage:\n  budget: 256MB\n", `d.yaml:4: storage.budget: "256MB": write the unit as KiB, MiB, GiB or TiB (binary units: 1MiB = 1048576 bytes), e.g. 256MiB, or a number of bytes`, ""},
+	{"budget lowercase unit", minimal + "storage:\n  budget: 1gib\n", `d.yaml:4: storage.budget: "1gib": write the unit as KiB, MiB, GiB or TiB`, ""},
+	{"budget fraction", minimal + "storage:\n  budget: 1.5GiB\n", `d.yaml:4: storage.budget: "1.5GiB" is not a whole number of bytes or units; write it in a smaller unit, e.g. 1536MiB for 1.5GiB`, ""},
+	{"budget float", minimal + "storage:\n  budget: 1.5e9\n", `d.yaml:4: storage.budget: "1.5e9" is not a whole number of bytes or units`, ""},
+	{"budget negative", minimal + "storage:\n  budget: -1MiB\n", `d.yaml:4: storage.budget: "-1MiB" is not a size`, ""},
+	{"budget too small", minimal + "storage:\n  budget: 512KiB\n", "d.yaml:4: storage.budget: 512KiB is out of range (allowed 1MiB to 1TiB)", ""},
+	{"budget bytes too small", minimal + "storage:\n  budget: 1000\n", "d.yaml:4: storage.budget: 1000 is out of range (allowed 1MiB to 1TiB)", ""},
+	{"budget too big", minimal + "storage:\n  budget: 2TiB\n", "d.yaml:4: storage.budget: 2TiB is out of range (allowed 1MiB to 1TiB)", ""},
+	{"budget overflow", minimal + "storage:\n  budget: 99999999999999TiB\n", "d.yaml:4: storage.budget: 99999999999999TiB is out of range (allowed 1MiB to 1TiB)", ""},
+	{"budget int overflow", minimal + "storage:\n  budget: 99999999999999999999\n", "d.yaml:4: storage.budget: 99999999999999999999 is out of range (allowed 1MiB to 1TiB)", ""},
+	{"budget list", minimal + "storage:\n  budget: [1]\n", "d.yaml:4: storage.budget: expected a size, e.g. 256MiB, found a list", ""},
+	{"budget null", minimal + "storage:\n  budget:\n", "d.yaml:4: storage.budget: no value; write a value after the colon, or delete the line to use the default 256MiB", ""},
+	{"budget misspelt", minimal + "storage:\n  budgets: 1GiB\n", "d.yaml:4: storage.budgets: unknown key (did you mean budget? known keys: budget, full_policy)", ""},
+	{"full policy", minimal + "storage:\n  budget: 1GiB\n  full_policy: drop\n", `d.yaml:5: storage.full_policy: "drop" is not a policy; write refuse`, ""},
+	{"full policy empty", minimal + "storage:\n  full_policy: ''\n", `d.yaml:4: storage.full_policy: "" is not a policy`, ""},
 	{"scalar for mapping", minimal + "uplink: 5\n", `d.yaml:3: uplink: expected keys (batch_max: ...), found the single value "5"`, ""},
 	{"bad device id", "device_id: Gate_1\nbroker: tcp://h:1883\n",
 		`d.yaml:1: device_id: "Gate_1" is not a valid name: use 1 to 63 lowercase letters a-z, digits and '-', starting with a letter or digit (e.g. gate-1); pattern ^[a-z0-9][a-z0-9-]{0,62}$`, ""},
@@ -357,6 +373,7 @@ topic_root: test/run-7/vaora
 inputs: [stdin, "serial:/dev/ttyACM0", evdev:/dev/input/by-id/usb-x-event-kbd, camera:/dev/video0, dir:/tmp/frames]
 max_line_bytes: 0x100
 uplink: {batch_max: 1_000, resend_after: 1m30s, in_flight: 1}
+storage: {budget: 1 GiB, full_policy: admit}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -366,6 +383,7 @@ uplink: {batch_max: 1_000, resend_after: 1m30s, in_flight: 1}
 		TopicRoot:    "test/run-7/vaora",
 		Inputs:       []string{"stdin", "serial:/dev/ttyACM0", "evdev:/dev/input/by-id/usb-x-event-kbd", "camera:/dev/video0", "dir:/tmp/frames"},
 		MaxLineBytes: 256, Uplink: Uplink{BatchMax: 1000, ResendAfter: 90 * time.Second, InFlight: 1},
+		Storage: Storage{Budget: GiB, FullPolicy: "admit"},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("got  %+v\nwant %+v", d, want)
@@ -437,14 +455,45 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]Size{"1048576": MiB, "0x100000": MiB, "1_048_576": MiB, "\"1048576\"": MiB,
+		"1024KiB": MiB, "1MiB": MiB, "3GiB": 3 * GiB, "1TiB": TiB, "1048577": MiB + 1, "1 TiB": TiB, "'5 MiB'": 5 * MiB} {
+		d, err := ParseDevice("d.yaml", []byte(minimal+"storage:\n  budget: "+in+"\n"))
+		if err != nil || d.Storage.Budget != want {
+			t.Errorf("budget: %s = %v, %v; want %v", in, d.Storage.Budget, err, want)
+		}
+	}
+	for s, want := range map[Size]string{MiB: "1MiB", 1536 * MiB: "1536MiB", MiB + 1: "1048577", 0: "0", 256 * MiB: "256MiB", TiB: "1TiB", 3 * KiB: "3KiB"} {
+		if s.String() != want {
+			t.Errorf("Size(%d).String() = %q, want %q", int64(s), s.String(), want)
+		}
+		if back, err := ParseSize(want); err != nil || back != s {
+			t.Errorf("ParseSize(%q) = %v, %v", want, back, err)
+		}
+	}
+	if _, err := ParseSize("12 parsecs"); err == nil || err.Error() != `"12 parsecs" is not a size (write e.g. 256MiB, 1GiB or a number of bytes)` {
+		t.Errorf("ParseSize(12 parsecs) = %v", err)
+	}
+	d := must(ParseDevice("d.yaml", []byte(minimal)))
+	d.Storage.Budget = 100
+	if err := d.Validate(); err == nil || err.Error() != "storage.budget: 100 is out of range (allowed 1MiB to 1TiB)" {
+		t.Errorf("Validate = %v", err)
+	}
+}
+
 // TestMarshalRoundTrip: a config written out with yaml.Marshal (as vaoractl may print it) loads back the same.
 func TestMarshalRoundTrip(t *testing.T) {
 	d := must(ParseDevice("d.yaml", DeviceExample))
 	d.Uplink.ResendAfter = 1500 * time.Millisecond
 	out := must(yaml.Marshal(d))
-	if !strings.Contains(string(out), "resend_after: 1.5s") {
-		t.Errorf("resend_after not written as a duration:\n%s", out)
+	if !strings.Contains(string(out), "resend_after: 1.5s") || !strings.Contains(string(out), "budget: 256MiB") {
+		t.Errorf("resend_after not written as a duration, or budget not as a size:\n%s", out)
 	}
+	d.Storage.Budget = MiB + 1
+	if back, err := ParseDevice("out.yaml", must(yaml.Marshal(d))); err != nil || !reflect.DeepEqual(back, d) {
+		t.Errorf("round trip of an odd budget = %+v, %v", back, err)
+	}
+	d.Storage.Budget = 256 * MiB
 	if back, err := ParseDevice("out.yaml", out); err != nil || !reflect.DeepEqual(back, d) {
 		t.Errorf("round trip = %+v, %v; want %+v", back, err, d)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -338,7 +339,10 @@ func (w *walker) mapping(n *yaml.Node, v reflect.Value, path string) error {
 	return nil
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	sizeType     = reflect.TypeFor[Size]()
+)
 
 // value stores n into v; line is that of the key, which errors about a single value cite.
 func (w *walker) value(n *yaml.Node, v reflect.Value, path string, line int) error {
@@ -363,6 +367,27 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string, line int) err
 			return w.errorf(line, path, "%s is not a duration (write e.g. 5s or 500ms)", quote(s))
 		}
 		v.SetInt(int64(d))
+		return nil
+	case v.Type() == sizeType:
+		s, err := w.scalar(n, v, path, line, "a size, e.g. 256MiB")
+		if err != nil {
+			return err
+		}
+		if n.ShortTag() == "!!int" { // plain bytes, in any form YAML reads as a whole number (1_048_576, 0x100000)
+			var i int64
+			if n.Decode(&i) != nil {
+				return w.errorf(line, path, "%s is out of range%s", clip(s), sizeHint(path))
+			}
+			s = strconv.FormatInt(i, 10)
+		}
+		sz, msg := parseSize(s)
+		if strings.HasSuffix(msg, "out of range") {
+			msg += sizeHint(path)
+		}
+		if msg != "" {
+			return w.errorf(line, path, "%s", msg)
+		}
+		v.SetInt(int64(sz))
 		return nil
 	case v.Kind() == reflect.Int:
 		s, err := w.scalar(n, v, path, line, "a whole number")
@@ -400,6 +425,50 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string, line int) err
 		return nil
 	}
 	panic("configs: field " + path + " has unsupported type " + v.Type().String())
+}
+
+// parseSize reads a size; the message says what is wrong with it and what to write.
+func parseSize(s string) (Size, string) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.TrimPrefix(t[i:], " ")
+	}
+	const write = "write e.g. 256MiB, 1GiB or a number of bytes"
+	if num == "" {
+		return 0, fmt.Sprintf("%s is not a size (%s)", quote(s), write)
+	}
+	mult := Size(1)
+	if unit != "" {
+		mult = 0
+		for _, u := range sizeUnits {
+			if unit == u.name {
+				mult = u.size
+			}
+		}
+	}
+	switch lower := strings.ToLower(unit); {
+	case mult != 0:
+	case strings.HasPrefix(lower, ".") || strings.HasPrefix(lower, ","):
+		return 0, fmt.Sprintf("%s is not a whole number of bytes or units; write it in a smaller unit, e.g. 1536MiB for 1.5GiB", quote(s))
+	case slices.Contains([]string{"b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", "t", "tb", "tib"}, lower):
+		return 0, fmt.Sprintf("%s: write the unit as KiB, MiB, GiB or TiB (binary units: 1MiB = 1048576 bytes), e.g. 256MiB, or a number of bytes", quote(s))
+	default:
+		return 0, fmt.Sprintf("%s is not a size (%s)", quote(s), write)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > int64(math.MaxInt64/mult) {
+		return 0, fmt.Sprintf("%s is out of range", clip(s))
+	}
+	return Size(n) * mult, ""
+}
+
+func sizeHint(path string) string {
+	if r, ok := sizeRanges[path]; ok {
+		return fmt.Sprintf(" (allowed %s to %s)", r[0], r[1])
+	}
+	return ""
 }
 
 // scalar returns the text of a plain value, rejecting lists, mappings, nulls and tags other than YAML's core ones.

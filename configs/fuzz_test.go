@@ -15,6 +15,9 @@ import (
 func FuzzParseDevice(f *testing.F) {
 	f.Add(DeviceExample)
 	f.Add([]byte(minimal))
+	f.Add([]byte(minimal + "storage:\n  budget: 1GiB\n  full_policy: admit\n"))
+	f.Add([]byte(minimal + "storage: {budget: 1048577, full_policy: refuse}\n"))
+	f.Add([]byte(minimal + "storage:\n  budget: 0x7fffffffffffffff\n"))
 	for _, c := range deviceBad {
 		if len(c.in) < 4096 {
 			f.Add([]byte(c.in))

@@ -37,6 +37,11 @@ var intRanges = map[string][2]int{
 	"uplink.in_flight": {1, 64},
 }
 
+// sizeRanges are the allowed values of the size keys, by key path.
+var sizeRanges = map[string][2]Size{
+	"storage.budget": {MiB, TiB},
+}
+
 const (
 	minResendAfter = 100 * time.Millisecond
 	maxResendAfter = 10 * time.Minute
@@ -112,7 +117,16 @@ func (d *Device) validate() *Error {
 	if r := d.Uplink.ResendAfter; r < minResendAfter || r > maxResendAfter {
 		return bad("uplink.resend_after", "%s is out of range (allowed 100ms to 10m)", r)
 	}
-	return checkRange("uplink.in_flight", d.Uplink.InFlight)
+	if e := checkRange("uplink.in_flight", d.Uplink.InFlight); e != nil {
+		return e
+	}
+	if r := sizeRanges["storage.budget"]; d.Storage.Budget < r[0] || d.Storage.Budget > r[1] {
+		return bad("storage.budget", "%s is out of range%s", d.Storage.Budget, sizeHint("storage.budget"))
+	}
+	if p := d.Storage.FullPolicy; p != "refuse" && p != "admit" {
+		return bad("storage.full_policy", `%s is not a policy; write refuse (a scan that cannot be stored is refused with a red "storage full" fault) or admit (the person is admitted, amber, and the scan is not recorded)`, quote(p))
+	}
+	return nil
 }
 
 func (h *Hub) validate() *Error {
