@@ -5,7 +5,7 @@ DEMO_DIR  ?= .demo
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e clean
+.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e bench-device fault clean
 
 all: build
 
@@ -43,6 +43,18 @@ QEMU_PKGS := ./sync/outbox/ ./sync/wire/ ./scanner/payload/ ./scanner/handheld/ 
 qemu-test:
 	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(QEMU_PKGS)
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) test -count=1 -exec "qemu-arm-static -cpu arm1176" $(QEMU_PKGS)
+
+## fault: the fault suite in full (1000 SIGKILL cycles) against its own Mosquitto and PostgreSQL (needs mosquitto,
+## postgresql and root to run initdb as postgres). .ci/run runs it with 200 cycles.
+FAULT_CYCLES ?= 1000
+fault:
+	VAORA_TEST_FAULTS=1 VAORA_FAULT_CYCLES=$(FAULT_CYCLES) $(GO) test -count=1 -timeout 60m -v -run TestFaultSuite ./cmd/vaorad/ \
+	  | grep -E '^(fault suite|--- |ok|FAIL|PASS)|fault_test.go'
+
+## bench-device: scan→commit latency and bytes per scan; a 1,000,000-entry drain, start-up and memory (needs mosquitto
+## and postgresql).
+bench-device:
+	VAORA_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestBench' ./cmd/vaorad/ | grep -vE '^\s+\{'
 
 ## race: the race detector needs cgo (gcc).
 race:

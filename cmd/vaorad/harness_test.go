@@ -107,7 +107,8 @@ func start(t *testing.T, name string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("%s stderr:\n%s", name, p.Stderr())
+			lines := strings.Split(strings.TrimSpace(p.Stderr()), "\n")
+			t.Logf("%s stderr (last %d lines):\n%s", name, min(len(lines), 40), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 		}
 	})
 	return p
@@ -254,7 +255,7 @@ func (h *hub) waitEntries(t *testing.T, device string, n int, d time.Duration) [
 // pendingInOutbox opens a stopped device's outbox and counts what it still holds.
 func pendingInOutbox(t *testing.T, stateDir, device string) int {
 	t.Helper()
-	ob, err := outbox.Open(filepath.Join(stateDir, "outbox.db"), device, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ob, err := outbox.Open(filepath.Join(stateDir, "outbox.db"), device, outbox.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +370,6 @@ func (m *mosquitto) start(acl string) {
 		m.t.Fatal(err)
 	}
 	m.cmd = exec.Command("mosquitto", "-c", confPath)
-	m.cmd.Stderr = os.Stderr
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatalf("start mosquitto: %v", err)
 	}

@@ -118,21 +118,37 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), cfg.DeviceID, log)
+	storageBudget, fullPolicy := int64(cfg.Storage.Budget), cfg.Storage.FullPolicy
+	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), cfg.DeviceID, outbox.Options{
+		Budget: storageBudget, FullPolicy: fullPolicy, Log: log.With("component", "outbox"),
+		OnLevel: func(level int) {
+			// The alarm an operator must see: in the journal, and (via Stats) in the retained status.
+			switch {
+			case level >= 100:
+				log.Error("storage full: new scans are refused (or admitted unrecorded, by site policy) until the hub is reachable", "level_percent", level)
+			case level > 0:
+				log.Warn("storage filling: entries are waiting for the hub", "level_percent", level)
+			default:
+				log.Info("storage back below 50 % of its budget")
+			}
+		}})
 	if err != nil {
 		return err
 	}
 	defer ob.Close()
-	if n, err := ob.Pending(); err == nil {
-		log.Info("vaorad started", "device", cfg.DeviceID, "epoch", ob.Epoch().String(), "pending", n,
-			"broker", cfg.Broker, "topic_root", cfg.TopicRoot, "direction", cfg.Direction)
-	}
+	st := ob.Stats()
+	log.Info("vaorad started", "device", cfg.DeviceID, "epoch", ob.Epoch().String(), "pending", st.Pending,
+		"storage_level", st.Level, "broker", cfg.Broker, "topic_root", cfg.TopicRoot, "direction", cfg.Direction)
 
 	up := uplink.New(uplink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Topics: wire.Topics{Root: cfg.TopicRoot},
 		BatchMax: cfg.Uplink.BatchMax, InFlight: cfg.Uplink.InFlight, ResendAfter: cfg.Uplink.ResendAfter,
-		Log: log.With("component", "uplink")}, ob)
+		Log: log.With("component", "uplink"), Status: func() map[string]any {
+			st := ob.Stats()
+			return map[string]any{"pending": st.Pending, "storage_level": st.Level, "storage_live_bytes": st.LiveBytes,
+				"storage_budget": st.Budget, "quarantined": len(st.Quarantined)}
+		}}, ob)
 	g := &gate.Gate{Device: cfg.DeviceID, Direction: cfg.Direction, Clock: clock.New(),
-		Recorder: recorder{ob: ob, up: up}, Feedback: feedback.NewTerminal(stdout), Log: log}
+		Recorder: recorder{ob: ob, up: up, admit: fullPolicy == "admit"}, Feedback: feedback.NewTerminal(stdout), Log: log}
 
 	if f, ok := stdin.(*os.File); ok && !*echo && slices.Contains(cfg.Inputs, "stdin") {
 		restore, err := handheld.QuietTerminal(f)
@@ -154,19 +170,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return err
 }
 
-// recorder commits a gate's scan to the outbox, then wakes the uplink.
+// recorder commits a gate's scan to the outbox, then hands it to the uplink's live lane.
 type recorder struct {
-	ob *outbox.Outbox
-	up *uplink.Uplink
+	ob    *outbox.Outbox
+	up    *uplink.Uplink
+	admit bool // the site's storage-full policy
 }
 
 func (r recorder) Record(_ context.Context, s gate.Scan) (gate.Receipt, error) {
 	e, err := r.ob.Append(wire.Entry{Direction: s.Direction, Kind: string(s.Kind), State: string(s.State),
 		Reasons: s.Reasons, MaskedName: s.MaskedName, ScannedAt: s.Time.Wall, BootID: s.Time.BootID,
 		MonoNS: s.Time.MonoNS, ClockSynced: s.Time.Synced})
-	if err != nil {
+	switch {
+	case errors.Is(err, outbox.ErrFull) && r.admit:
+		return gate.Receipt{}, fmt.Errorf("%w: %v", gate.ErrStorageFullAdmit, err)
+	case errors.Is(err, outbox.ErrFull):
+		return gate.Receipt{}, fmt.Errorf("%w: %v", gate.ErrStorageFull, err)
+	case err != nil:
 		return gate.Receipt{}, err
 	}
-	r.up.Notify()
+	r.up.Live(e)
 	return gate.Receipt{Epoch: uint64(e.Epoch), Seq: e.Seq}, nil
 }

@@ -2,13 +2,20 @@
 // application ack says its database holds them. A broker PUBACK or a completed paho token is never taken as
 // delivery: paho is the transport, the outbox is the queue, and unacked entries are resent after a timeout with
 // backoff and jitter, for as long as it takes.
+//
+// Two lanes share the connection: the drain sends the outbox in seq order, a window of batches at a time; a scan
+// made while a backlog drains is sent at once, ahead of it, so the hub sees it within moments. Nothing is sent while
+// no hub ingest worker is online (each keeps a retained state with a Last Will): a broker would accept and drop it.
 package uplink
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +29,7 @@ type Outbox interface {
 	Epoch() wire.Epoch
 	After(seq uint64, max int) ([]wire.Entry, error)
 	DeleteThrough(epoch wire.Epoch, through uint64) (int, error)
+	DeleteRanges(epoch wire.Epoch, ranges []wire.Range) (int, error)
 }
 
 // Config of one device's uplink.
@@ -30,11 +38,17 @@ type Config struct {
 	Device      string
 	Topics      wire.Topics
 	BatchMax    int           // entries per message
-	InFlight    int           // batches published and not yet acked
+	BatchBytes  int           // bytes per message
+	InFlight    int           // drain batches published and not yet acked
 	ResendAfter time.Duration // first resend timeout; doubles (with jitter) while no ack progresses, up to MaxBackoff
 	MaxBackoff  time.Duration
 	Log         *slog.Logger
+	// Status, when set, gives the retained status message's extra fields (published on connect and every minute).
+	Status func() map[string]any
 }
+
+// liveMax bounds the scans waiting for the live lane; past it they simply wait for the drain.
+const liveMax = 4096
 
 // Uplink is one device's connection to the broker.
 type Uplink struct {
@@ -44,9 +58,12 @@ type Uplink struct {
 	wake chan struct{}
 
 	mu        sync.Mutex
-	ackedHigh uint64 // highest Through the hub has acked for our epoch
-	connGen   int    // bumped on each (re)connection: in-flight batches of an older connection are resent
+	ackedHigh uint64       // highest contiguous Through the hub has acked for our epoch
+	ackRanges []wire.Range // acked above the mark, not yet deleted
+	connGen   int          // bumped on each (re)connection: batches in flight on an older connection are resent
 	connected bool
+	workers   map[string]bool // ingest workers' retained states
+	live      []wire.Entry    // committed scans to send ahead of the drain
 }
 
 // New prepares an uplink; Run starts it.
@@ -54,6 +71,10 @@ func New(cfg Config, ob Outbox) *Uplink {
 	if cfg.BatchMax <= 0 {
 		cfg.BatchMax = 100
 	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 256 << 10
+	}
+	cfg.BatchBytes = min(cfg.BatchBytes, wire.MaxBatchBytes)
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 4
 	}
@@ -63,11 +84,21 @@ func New(cfg Config, ob Outbox) *Uplink {
 	if cfg.MaxBackoff < cfg.ResendAfter {
 		cfg.MaxBackoff = max(time.Minute, cfg.ResendAfter)
 	}
-	return &Uplink{cfg: cfg, ob: ob, wake: make(chan struct{}, 1)}
+	return &Uplink{cfg: cfg, ob: ob, wake: make(chan struct{}, 1), workers: map[string]bool{}}
 }
 
 // Notify tells the uplink that new entries are in the outbox.
 func (u *Uplink) Notify() { u.poke() }
+
+// Live hands over a scan just committed to the outbox, to be sent ahead of any backlog.
+func (u *Uplink) Live(e wire.Entry) {
+	u.mu.Lock()
+	if len(u.live) < liveMax {
+		u.live = append(u.live, e)
+	}
+	u.mu.Unlock()
+	u.poke()
+}
 
 func (u *Uplink) poke() {
 	select {
@@ -76,9 +107,21 @@ func (u *Uplink) poke() {
 	}
 }
 
+// flight is one drain batch published and not yet acked.
 type flight struct {
-	through uint64
-	sent    time.Time
+	first, last uint64
+	sent        time.Time
+}
+
+// state is the run loop's own, touched by no other goroutine.
+type state struct {
+	inflight []flight
+	sentHigh uint64               // the drain's cursor: highest seq published on this connection
+	ahead    map[uint64]time.Time // sent by the live lane ahead of the drain cursor
+	gen      int
+	acked    uint64
+	backoff  time.Duration
+	holding  time.Time // when the last "holding" notice was logged
 }
 
 // Run connects and keeps entries flowing until ctx ends. It returns nil on cancellation; entries not yet acked stay
@@ -93,7 +136,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10*time.Second).
+		SetMaxReconnectInterval(5*time.Second).
 		SetConnectTimeout(5*time.Second).
 		SetKeepAlive(15*time.Second).
 		SetOrderMatters(false).
@@ -101,23 +144,26 @@ func (u *Uplink) Run(ctx context.Context) error {
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		u.mu.Lock()
 		u.connected = false
+		u.workers = map[string]bool{}
 		u.mu.Unlock()
 		log.Warn("broker connection lost; entries stay in the outbox", "broker", u.cfg.Broker, "err", err)
 	})
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
-		// Subscribe before publishing anything, so no ack can be missed; the retained ack arrives at once.
+		// Subscribe before publishing anything, so no ack can be missed; the retained ack and worker states arrive
+		// at once.
+		subs := map[string]byte{u.cfg.Topics.Ack(u.cfg.Device): 1, u.cfg.Topics.HubState("+"): 1}
 		for {
-			tok := c.Subscribe(u.cfg.Topics.Ack(u.cfg.Device), 1, u.onAck)
+			tok := c.SubscribeMultiple(subs, u.onMessage)
 			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 				break
 			}
-			log.Error("subscribing to the ack topic failed; retrying", "err", tok.Error())
+			log.Error("subscribing to the ack and hub state topics failed; retrying", "err", tok.Error())
 			if !c.IsConnectionOpen() {
 				return // the next connection runs this handler again
 			}
 			time.Sleep(time.Second)
 		}
-		c.Publish(statusTopic, 1, true, `{"state":"online"}`)
+		u.publishStatus(c, "online")
 		u.mu.Lock()
 		u.connected = true
 		u.connGen++
@@ -129,79 +175,19 @@ func (u *Uplink) Run(ctx context.Context) error {
 	client.Connect() // with ConnectRetry the token completes only on success; the loop below does not wait for it
 	defer client.Disconnect(250)
 
-	var (
-		inflight []flight
-		sentHigh uint64 // highest seq published on the current connection
-		gen      = -1
-		acked    uint64
-		backoff  = u.cfg.ResendAfter
-		timer    = time.NewTimer(time.Hour)
-	)
+	st := &state{gen: -1, backoff: u.cfg.ResendAfter, ahead: map[uint64]time.Time{}}
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	status := time.NewTicker(time.Minute)
+	defer status.Stop()
 	for {
-		u.mu.Lock()
-		connected, curGen, ackedHigh := u.connected, u.connGen, u.ackedHigh
-		u.mu.Unlock()
-
-		if ackedHigh > acked {
-			n, err := u.ob.DeleteThrough(u.ob.Epoch(), ackedHigh)
-			if err != nil {
-				log.Error("deleting acked entries failed; will retry", "err", err)
-			} else {
-				log.Debug("hub acked entries", "through", ackedHigh, "deleted", n)
-				acked = ackedHigh
-				backoff = u.cfg.ResendAfter
-				for len(inflight) > 0 && inflight[0].through <= acked {
-					inflight = inflight[1:]
-				}
-				if len(inflight) > 0 {
-					// Progress: the remaining batches get a fresh timeout from now.
-					for i := range inflight {
-						inflight[i].sent = time.Now()
-					}
-				}
-			}
+		if err := u.step(client, st); err != nil {
+			return err
 		}
-		if curGen != gen {
-			// A new connection: whatever was in flight on the old one may be lost; start again after the ack.
-			gen, inflight, sentHigh = curGen, nil, acked
-		}
-		if sentHigh < acked {
-			sentHigh = acked
-		}
-		if len(inflight) > 0 && time.Since(inflight[0].sent) >= backoff {
-			log.Warn("no ack from the hub in time; resending", "from_seq", acked+1, "through_seq", inflight[len(inflight)-1].through, "waited", backoff.String())
-			inflight, sentHigh = nil, acked
-			backoff = min(2*backoff, u.cfg.MaxBackoff)
-		}
-
-		if connected && client.IsConnectionOpen() {
-			for len(inflight) < u.cfg.InFlight {
-				batch, err := u.ob.After(sentHigh, u.cfg.BatchMax)
-				if err != nil {
-					log.Error("reading the outbox failed", "err", err)
-					break
-				}
-				if len(batch) == 0 {
-					break
-				}
-				payload, err := wire.EncodeBatch(u.cfg.Device, batch)
-				if err != nil {
-					return fmt.Errorf("uplink: encode batch: %w", err)
-				}
-				// The token is not awaited: it proves nothing about the hub. The resend timer is the truth.
-				client.Publish(u.cfg.Topics.Entries(u.cfg.Device), 1, false, payload)
-				last := batch[len(batch)-1].Seq
-				inflight = append(inflight, flight{through: last, sent: time.Now()})
-				sentHigh = last
-				log.Debug("batch published", "from_seq", batch[0].Seq, "through_seq", last, "entries", len(batch))
-			}
-		}
-
 		wait := time.Second // safety tick: re-check connection state and the outbox
-		if len(inflight) > 0 {
-			jitter := time.Duration(rand.Int64N(int64(backoff)/5 + 1))
-			wait = min(wait, time.Until(inflight[0].sent.Add(backoff+jitter)))
+		if oldest, ok := st.oldest(); ok {
+			jitter := time.Duration(rand.Int64N(int64(st.backoff)/5 + 1))
+			wait = min(wait, time.Until(oldest.Add(st.backoff+jitter)))
 			wait = max(wait, time.Millisecond)
 		}
 		timer.Reset(wait)
@@ -210,11 +196,207 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return nil
 		case <-u.wake:
 		case <-timer.C:
+		case <-status.C:
+			if client.IsConnectionOpen() {
+				u.publishStatus(client, "online")
+			}
 		}
 	}
 }
 
-func (u *Uplink) onAck(_ mqtt.Client, m mqtt.Message) {
+// oldest is when the longest-waiting unacked message was sent.
+func (st *state) oldest() (time.Time, bool) {
+	var t time.Time
+	if len(st.inflight) > 0 {
+		t = st.inflight[0].sent
+	}
+	for _, s := range st.ahead {
+		if t.IsZero() || s.Before(t) {
+			t = s
+		}
+	}
+	return t, !t.IsZero()
+}
+
+// step applies acks, then sends what the lanes and the window allow.
+func (u *Uplink) step(client mqtt.Client, st *state) error {
+	log := u.cfg.Log
+	epoch := u.ob.Epoch()
+	u.mu.Lock()
+	connected, curGen, ackedHigh, ranges := u.connected, u.connGen, u.ackedHigh, u.ackRanges
+	u.ackRanges = nil
+	online := 0
+	for _, on := range u.workers {
+		if on {
+			online++
+		}
+	}
+	u.mu.Unlock()
+
+	if ackedHigh > st.acked {
+		if _, err := u.ob.DeleteThrough(epoch, ackedHigh); err != nil {
+			log.Error("deleting acked entries failed; will retry", "err", err)
+		} else {
+			log.Debug("hub acked entries", "through", ackedHigh)
+			st.acked = ackedHigh
+			st.backoff = u.cfg.ResendAfter
+			for len(st.inflight) > 0 && st.inflight[0].last <= st.acked {
+				st.inflight = st.inflight[1:]
+			}
+			for q := range st.ahead {
+				if q <= st.acked {
+					delete(st.ahead, q)
+				}
+			}
+			// Progress: the remaining batches get a fresh timeout from now.
+			for i := range st.inflight {
+				st.inflight[i].sent = time.Now()
+			}
+		}
+	}
+	if len(ranges) > 0 {
+		if _, err := u.ob.DeleteRanges(epoch, ranges); err != nil {
+			log.Error("deleting acked entries failed; will retry", "err", err)
+			u.mu.Lock()
+			u.ackRanges = append(ranges, u.ackRanges...)
+			u.mu.Unlock()
+		} else {
+			st.inflight = slices.DeleteFunc(st.inflight, func(f flight) bool { return covered(ranges, f.first, f.last) })
+			for _, r := range ranges {
+				for q := range st.ahead {
+					if q >= r.From && q <= r.To {
+						delete(st.ahead, q)
+					}
+				}
+			}
+		}
+	}
+	if curGen != st.gen {
+		// A new connection: whatever was in flight on the old one may be lost; start again after the ack.
+		st.gen, st.inflight, st.sentHigh = curGen, nil, st.acked
+		clear(st.ahead)
+	}
+	st.sentHigh = max(st.sentHigh, st.acked)
+	if oldest, ok := st.oldest(); ok && time.Since(oldest) >= st.backoff {
+		log.Warn("no ack from the hub in time; resending", "from_seq", st.acked+1, "waited", st.backoff.String())
+		st.inflight, st.sentHigh = nil, st.acked
+		clear(st.ahead)
+		st.backoff = min(2*st.backoff, u.cfg.MaxBackoff)
+	}
+	if !connected || !client.IsConnectionOpen() {
+		return nil
+	}
+	if online == 0 {
+		if time.Since(st.holding) > time.Minute {
+			log.Warn("holding entries: no hub ingest worker is online", "topic", u.cfg.Topics.HubState("+"))
+			st.holding = time.Now()
+		}
+		return nil
+	}
+
+	// Live lane: scans committed while a backlog drains go first, in one message.
+	u.mu.Lock()
+	live := u.live
+	u.live = nil
+	u.mu.Unlock()
+	var ahead []wire.Entry
+	for _, e := range live {
+		if e.Epoch == epoch && e.Seq > st.sentHigh {
+			ahead = append(ahead, e)
+		}
+	}
+	for len(ahead) > 0 {
+		n, err := u.publish(client, ahead)
+		if err != nil {
+			return err
+		}
+		for _, e := range ahead[:n] {
+			st.ahead[e.Seq] = time.Now()
+		}
+		ahead = ahead[n:]
+	}
+
+	// Drain lane: the outbox in seq order, a window of batches at a time.
+	for len(st.inflight) < u.cfg.InFlight {
+		batch, err := u.ob.After(st.sentHigh, u.cfg.BatchMax)
+		if err != nil {
+			log.Error("reading the outbox failed", "err", err)
+			return nil
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		// Skip what the live lane sent: its own timeout resends it with the rest if its ack does not come.
+		send := batch[:0:0]
+		for _, e := range batch {
+			if _, ok := st.ahead[e.Seq]; !ok {
+				send = append(send, e)
+			}
+		}
+		last := batch[len(batch)-1].Seq
+		if len(send) > 0 {
+			n, err := u.publish(client, send)
+			if err != nil {
+				return err
+			}
+			if n < len(send) {
+				last = send[n-1].Seq // the byte bound cut the batch short
+			}
+			st.inflight = append(st.inflight, flight{first: send[0].Seq, last: last, sent: time.Now()})
+		}
+		st.sentHigh = last
+	}
+	return nil
+}
+
+// publish sends the longest prefix of entries that fits one message and returns its length.
+func (u *Uplink) publish(client mqtt.Client, entries []wire.Entry) (int, error) {
+	size := wire.BatchOverhead(len(u.cfg.Device))
+	var enc [][]byte
+	for _, e := range entries {
+		b, err := json.Marshal(&e)
+		if err != nil {
+			return 0, fmt.Errorf("uplink: encode entry %d: %w", e.Seq, err)
+		}
+		if len(enc) > 0 && (size+len(b)+1 > u.cfg.BatchBytes || len(enc) == u.cfg.BatchMax) {
+			break
+		}
+		size += len(b) + 1
+		enc = append(enc, b)
+	}
+	payload := wire.AppendBatch(make([]byte, 0, size), u.cfg.Device, enc)
+	// The token is not awaited: it proves nothing about the hub. The resend timer is the truth.
+	client.Publish(u.cfg.Topics.Entries(u.cfg.Device), 1, false, payload)
+	u.cfg.Log.Debug("batch published", "from_seq", entries[0].Seq, "through_seq", entries[len(enc)-1].Seq, "entries", len(enc), "bytes", len(payload))
+	return len(enc), nil
+}
+
+func (u *Uplink) publishStatus(c mqtt.Client, state string) {
+	m := map[string]any{}
+	if u.cfg.Status != nil {
+		m = u.cfg.Status()
+	}
+	m["state"] = state
+	m["epoch"] = u.ob.Epoch().String()
+	m["at"] = time.Now().UTC().Format(time.RFC3339)
+	b, err := json.Marshal(m)
+	if err != nil {
+		u.cfg.Log.Error("status message", "err", err)
+		return
+	}
+	c.Publish(u.cfg.Topics.Status(u.cfg.Device), 1, true, b)
+}
+
+func (u *Uplink) onMessage(_ mqtt.Client, m mqtt.Message) {
+	if worker, ok := strings.CutPrefix(m.Topic(), u.cfg.Topics.HubState("")); ok {
+		var s struct{ State string }
+		json.Unmarshal(m.Payload(), &s)
+		u.mu.Lock()
+		u.workers[worker] = s.State == "online"
+		u.mu.Unlock()
+		u.poke()
+		return
+	}
 	a, err := wire.DecodeAck(m.Payload())
 	if err != nil {
 		u.cfg.Log.Warn("ignoring an ack the device cannot read", "topic", m.Topic(), "err", err)
@@ -227,6 +409,21 @@ func (u *Uplink) onAck(_ mqtt.Client, m mqtt.Message) {
 	if a.Through > u.ackedHigh {
 		u.ackedHigh = a.Through
 	}
+	for _, r := range a.Ranges {
+		if r.To > u.ackedHigh {
+			u.ackRanges = append(u.ackRanges, r)
+		}
+	}
 	u.mu.Unlock()
 	u.poke()
+}
+
+// covered reports whether first..last lies within one of the ranges.
+func covered(ranges []wire.Range, first, last uint64) bool {
+	for _, r := range ranges {
+		if first >= r.From && last <= r.To {
+			return true
+		}
+	}
+	return false
 }

@@ -21,7 +21,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newOutbox(t *testing.T, n int) *outbox.Outbox {
 	t.Helper()
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), "gate-1", quiet)
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), "gate-1", outbox.Options{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +64,9 @@ func fakeHub(t *testing.T, broker string, topics wire.Topics, ack func(b wire.Ba
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
+	// Announce an ingest worker, as vaorahub does: devices hold their entries while none is online.
+	c.Publish(topics.HubState("fake"), 1, true, `{"state":"online"}`).Wait()
+	t.Cleanup(func() { c.Publish(topics.HubState("fake"), 1, true, "").Wait() })
 	return &received
 }
 
@@ -183,4 +186,86 @@ func TestLiveAppend(t *testing.T) {
 		u.Notify()
 	}
 	waitPending(t, ob, 0, 5*time.Second)
+}
+
+// With no ingest worker online nothing is published (a broker would PUBACK and drop it); once one is, the
+// outbox drains.
+func TestHoldWhileNoWorkerOnline(t *testing.T) {
+	broker := mqtttest.Broker(t)
+	topics := wire.Topics{Root: "t5"}
+	ob := newOutbox(t, 7)
+	var seen atomic.Int64
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("watcher"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	c.Subscribe(topics.Entries("+"), 1, func(mqtt.Client, mqtt.Message) { seen.Add(1) }).Wait()
+	run(t, broker, topics, ob)
+	time.Sleep(1500 * time.Millisecond)
+	if n := seen.Load(); n != 0 {
+		t.Fatalf("%d batches published with no ingest worker online", n)
+	}
+	acker := contiguous()
+	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) { return acker(b), true })
+	waitPending(t, ob, 0, 10*time.Second)
+}
+
+// A scan committed during a long drain reaches the hub at once through the live lane, and the hub's ranged ack
+// deletes it from the outbox while the backlog is still draining.
+func TestLiveScanOvertakesBacklog(t *testing.T) {
+	broker := mqtttest.Broker(t)
+	topics := wire.Topics{Root: "t6"}
+	ob := newOutbox(t, 8000)
+	live := make(chan time.Time, 1)
+	var liveSeq atomic.Uint64
+	acker := contiguous()
+	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) {
+		a := acker(b)
+		var seqs []uint64
+		for _, e := range b.Entries {
+			seqs = append(seqs, e.Seq)
+			if e.Seq == liveSeq.Load() {
+				select {
+				case live <- time.Now():
+				default:
+				}
+			}
+		}
+		a.Ranges = wire.RangesOf(seqs, a.Through)
+		time.Sleep(20 * time.Millisecond) // a slow hub: the backlog takes a while
+		return a, true
+	})
+	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, BatchMax: 100, InFlight: 2,
+		ResendAfter: 10 * time.Second, Log: quiet}, ob)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go u.Run(ctx)
+	time.Sleep(500 * time.Millisecond) // the drain is under way
+	e, err := ob.Append(wire.Entry{Direction: "in", Kind: "cccd", State: "amber", ScannedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveSeq.Store(e.Seq)
+	start := time.Now()
+	u.Live(e)
+	select {
+	case at := <-live:
+		t.Logf("live scan at the hub %v after commit, with %d entries still in the outbox", at.Sub(start).Round(time.Millisecond), pending(t, ob))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the live scan did not reach the hub ahead of the backlog")
+	}
+	// Its ranged ack deletes it long before the drain reaches it.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		got, _ := ob.After(e.Seq-1, 1)
+		if len(got) == 0 {
+			if pending(t, ob) < 1000 {
+				t.Fatal("the backlog drained first: the test proves nothing")
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the live scan stayed in the outbox after the hub acked it")
 }
