@@ -107,8 +107,11 @@ func openOnce(path, device string, log *slog.Logger) (f file, err error) {
 	} else if fd != nil {
 		fd.Close() // bbolt panicked inside Open: release the file and its lock (bbolt closes it on an error return)
 	}
-	if _, ok := errors.AsType[*damageError](err); ok || isDamage(err) {
-		return file{}, &damageError{cause: strings.TrimPrefix(err.Error(), ErrDamaged.Error()+": ")}
+	if dmg, ok := errors.AsType[*damageError](err); ok {
+		return file{}, dmg
+	}
+	if isDamage(err) {
+		return file{}, &damageError{cause: describeDamage(err)}
 	}
 	if errors.Is(err, berrors.ErrTimeout) {
 		return file{}, fmt.Errorf("outbox %s: %w (is another vaorad running with this state dir? stop it, or give each its own --state-dir)", path, ErrLocked)
@@ -120,6 +123,21 @@ func openOnce(path, device string, log *slog.Logger) (f file, err error) {
 func isDamage(err error) bool {
 	return errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
 		errors.Is(err, berrors.ErrVersionMismatch) || strings.HasPrefix(err.Error(), "file size too small")
+}
+
+// describeDamage says in words what bbolt found wrong.
+func describeDamage(err error) string {
+	switch {
+	case errors.Is(err, berrors.ErrInvalid):
+		return "its header pages are unreadable (bbolt: " + err.Error() + ")"
+	case errors.Is(err, berrors.ErrChecksum):
+		return "its header pages fail their checksum (bbolt: " + err.Error() + ")"
+	case errors.Is(err, berrors.ErrVersionMismatch):
+		return "its header names an unknown bbolt version (bbolt: " + err.Error() + ")"
+	case strings.HasPrefix(err.Error(), "file size too small"):
+		return "it is truncated (bbolt: " + err.Error() + ")"
+	}
+	return err.Error()
 }
 
 // check reads the meta bucket of an opened file, creating it in a new file and counting the entries of a format-1
@@ -326,7 +344,7 @@ func Inspect(path, device string, opts Options) (Stats, error) {
 	case errors.Is(err, berrors.ErrTimeout):
 		return s, fmt.Errorf("outbox %s: %w", path, ErrLocked)
 	case err != nil && isDamage(err):
-		return s, fmt.Errorf("outbox %s: %w", path, &damageError{cause: err.Error()})
+		return s, fmt.Errorf("outbox %s: %w", path, &damageError{cause: describeDamage(err)})
 	case err != nil:
 		return s, fmt.Errorf("outbox %s: %w", path, err)
 	}
