@@ -459,6 +459,36 @@ func TestFaultSuite(t *testing.T) {
 		s.settle(id, px.url())
 	})
 
+	section("g-fill-storage-budget", func() {
+		id := "fault-g"
+		ids = append(ids, id)
+		conf := filepath.Join(t.TempDir(), "vaorad.yaml")
+		if err := os.WriteFile(conf, []byte("device_id: fault-g\nbroker: tcp://127.0.0.1:1\nstorage:\n  budget: 1MiB\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		px := newProxy(t, fmt.Sprintf("127.0.0.1:%d", s.mq.port))
+		p := s.device(id, px.url(), "--config", conf)
+		set(p)
+		px.Cut()
+		stop := feeding(500 * time.Microsecond)
+		deadline := time.Now().Add(2 * time.Minute)
+		for !strings.Contains(p.Stderr(), "storage full") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond) // a few more refusals
+		s.mu.Lock()
+		refused := s.faults[id]
+		s.mu.Unlock()
+		if refused == 0 {
+			t.Errorf("%s: the budget never filled: no scan was refused", id)
+		}
+		px.Restore() // the backlog drains and scanning is accepted again
+		time.Sleep(3 * time.Second)
+		stop()
+		p.stop()
+		s.settle(id, px.url(), "--config", conf)
+	})
+
 	var lost, dups, gaps int
 	for _, id := range ids {
 		l, d, g := s.check(id)
