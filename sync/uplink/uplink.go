@@ -42,6 +42,9 @@ type Config struct {
 	InFlight    int           // drain batches published and not yet acked
 	ResendAfter time.Duration // first resend timeout; doubles (with jitter) while no ack progresses, up to MaxBackoff
 	MaxBackoff  time.Duration
+	// DeleteAfter lets acked entries wait this long to be deleted together (unless a thousand are waiting): at one
+	// scan a second, a delete transaction per scan would double the writes to the SD card. Default 3 s.
+	DeleteAfter time.Duration
 	Log         *slog.Logger
 	// Status, when set, gives the retained status message's extra fields (published on connect and every minute).
 	Status func() map[string]any
@@ -81,6 +84,9 @@ func New(cfg Config, ob Outbox) *Uplink {
 	if cfg.ResendAfter <= 0 {
 		cfg.ResendAfter = 5 * time.Second
 	}
+	if cfg.DeleteAfter <= 0 {
+		cfg.DeleteAfter = 3 * time.Second
+	}
 	if cfg.MaxBackoff < cfg.ResendAfter {
 		cfg.MaxBackoff = max(time.Minute, cfg.ResendAfter)
 	}
@@ -119,7 +125,10 @@ type state struct {
 	sentHigh uint64               // the drain's cursor: highest seq published on this connection
 	ahead    map[uint64]time.Time // sent by the live lane ahead of the drain cursor
 	gen      int
-	acked    uint64
+	acked    uint64       // the hub's contiguous mark
+	deleted  uint64       // the mark the outbox has deleted through
+	delRange []wire.Range // acked above the mark, not yet deleted
+	delSince time.Time    // when the oldest undeleted ack arrived
 	backoff  time.Duration
 	holding  time.Time // when the last "holding" notice was logged
 }
@@ -185,6 +194,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return err
 		}
 		wait := time.Second // safety tick: re-check connection state and the outbox
+		if !st.delSince.IsZero() {
+			wait = min(wait, max(time.Millisecond, time.Until(st.delSince.Add(u.cfg.DeleteAfter))))
+		}
 		if oldest, ok := st.oldest(); ok {
 			jitter := time.Duration(rand.Int64N(int64(st.backoff)/5 + 1))
 			wait = min(wait, time.Until(oldest.Add(st.backoff+jitter)))
@@ -193,6 +205,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			// Delete what the hub holds before going: a clean stop leaves only what is truly unsynced.
+			if !st.delSince.IsZero() {
+				st.delSince = time.Unix(1, 0)
+				u.deleteAcked(st, u.ob.Epoch())
+			}
 			return nil
 		case <-u.wake:
 		case <-timer.C:
@@ -202,6 +219,40 @@ func (u *Uplink) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// deleteAcked removes from the outbox what the hub holds, in one go once enough is waiting or it has waited long
+// enough. An entry deleted late is merely resent after a crash, and the hub stores it once.
+func (u *Uplink) deleteAcked(st *state, epoch wire.Epoch) {
+	waiting := st.acked - min(st.deleted, st.acked)
+	for _, r := range st.delRange {
+		waiting += r.To - r.From + 1
+	}
+	if waiting == 0 {
+		st.delSince = time.Time{}
+		return
+	}
+	if st.delSince.IsZero() {
+		st.delSince = time.Now()
+	}
+	if waiting < 1000 && time.Since(st.delSince) < u.cfg.DeleteAfter {
+		return
+	}
+	if st.acked > st.deleted {
+		if _, err := u.ob.DeleteThrough(epoch, st.acked); err != nil {
+			u.cfg.Log.Error("deleting acked entries failed; will retry", "err", err)
+			return
+		}
+		st.deleted = st.acked
+	}
+	if len(st.delRange) > 0 {
+		if _, err := u.ob.DeleteRanges(epoch, st.delRange); err != nil {
+			u.cfg.Log.Error("deleting acked entries failed; will retry", "err", err)
+			return
+		}
+		st.delRange = nil
+	}
+	st.delSince = time.Time{}
 }
 
 // oldest is when the longest-waiting unacked message was sent.
@@ -234,43 +285,34 @@ func (u *Uplink) step(client mqtt.Client, st *state) error {
 	u.mu.Unlock()
 
 	if ackedHigh > st.acked {
-		if _, err := u.ob.DeleteThrough(epoch, ackedHigh); err != nil {
-			log.Error("deleting acked entries failed; will retry", "err", err)
-		} else {
-			log.Debug("hub acked entries", "through", ackedHigh)
-			st.acked = ackedHigh
-			st.backoff = u.cfg.ResendAfter
-			for len(st.inflight) > 0 && st.inflight[0].last <= st.acked {
-				st.inflight = st.inflight[1:]
+		log.Debug("hub acked entries", "through", ackedHigh)
+		st.acked = ackedHigh
+		st.backoff = u.cfg.ResendAfter
+		for len(st.inflight) > 0 && st.inflight[0].last <= st.acked {
+			st.inflight = st.inflight[1:]
+		}
+		for q := range st.ahead {
+			if q <= st.acked {
+				delete(st.ahead, q)
 			}
-			for q := range st.ahead {
-				if q <= st.acked {
-					delete(st.ahead, q)
-				}
-			}
-			// Progress: the remaining batches get a fresh timeout from now.
-			for i := range st.inflight {
-				st.inflight[i].sent = time.Now()
-			}
+		}
+		// Progress: the remaining batches get a fresh timeout from now.
+		for i := range st.inflight {
+			st.inflight[i].sent = time.Now()
 		}
 	}
 	if len(ranges) > 0 {
-		if _, err := u.ob.DeleteRanges(epoch, ranges); err != nil {
-			log.Error("deleting acked entries failed; will retry", "err", err)
-			u.mu.Lock()
-			u.ackRanges = append(ranges, u.ackRanges...)
-			u.mu.Unlock()
-		} else {
-			st.inflight = slices.DeleteFunc(st.inflight, func(f flight) bool { return covered(ranges, f.first, f.last) })
-			for _, r := range ranges {
-				for q := range st.ahead {
-					if q >= r.From && q <= r.To {
-						delete(st.ahead, q)
-					}
+		st.delRange = append(st.delRange, ranges...)
+		st.inflight = slices.DeleteFunc(st.inflight, func(f flight) bool { return covered(ranges, f.first, f.last) })
+		for _, r := range ranges {
+			for q := range st.ahead {
+				if q >= r.From && q <= r.To {
+					delete(st.ahead, q)
 				}
 			}
 		}
 	}
+	u.deleteAcked(st, epoch)
 	if curGen != st.gen {
 		// A new connection: whatever was in flight on the old one may be lost; start again after the ack.
 		st.gen, st.inflight, st.sentHigh = curGen, nil, st.acked

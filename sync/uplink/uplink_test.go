@@ -89,7 +89,7 @@ func contiguous() func(wire.Batch) wire.Ack {
 func run(t *testing.T, broker string, topics wire.Topics, ob Outbox) {
 	t.Helper()
 	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, BatchMax: 10, InFlight: 2,
-		ResendAfter: 200 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Log: quiet}, ob)
+		ResendAfter: 200 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, DeleteAfter: 50 * time.Millisecond, Log: quiet}, ob)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- u.Run(ctx) }()
@@ -175,7 +175,7 @@ func TestLiveAppend(t *testing.T) {
 	ob := newOutbox(t, 0)
 	acker := contiguous()
 	fakeHub(t, broker, topics, func(b wire.Batch, _ int) (wire.Ack, bool) { return acker(b), true })
-	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, ResendAfter: time.Second, Log: quiet}, ob)
+	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, ResendAfter: time.Second, DeleteAfter: 50 * time.Millisecond, Log: quiet}, ob)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go u.Run(ctx)
@@ -237,7 +237,7 @@ func TestLiveScanOvertakesBacklog(t *testing.T) {
 		return a, true
 	})
 	u := New(Config{Broker: broker, Device: "gate-1", Topics: topics, BatchMax: 100, InFlight: 2,
-		ResendAfter: 10 * time.Second, Log: quiet}, ob)
+		ResendAfter: 10 * time.Second, DeleteAfter: 50 * time.Millisecond, Log: quiet}, ob)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go u.Run(ctx)
