@@ -26,10 +26,12 @@ func newOutbox(t *testing.T, n int) *outbox.Outbox {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ob.Close() })
-	for range n {
-		if _, err := ob.Append(wire.Entry{Direction: "in", Kind: "cccd", State: "amber", ScannedAt: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
+	es := make([]wire.Entry, n)
+	for i := range es {
+		es[i] = wire.Entry{Direction: "in", Kind: "cccd", State: "amber", ScannedAt: time.Now()}
+	}
+	if _, err := ob.AppendMany(es); err != nil {
+		t.Fatal(err)
 	}
 	return ob
 }
