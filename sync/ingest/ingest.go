@@ -204,7 +204,7 @@ func (l *lane) run(ctx context.Context) error {
 
 // take decodes one message into the transaction being gathered, or rejects it.
 func (l *lane) take(m mqtt.Message) {
-	batch, err := wire.DecodeBatch(l.cfg.Topics, m.Topic(), m.Payload())
+	batch, err := decodeBatch(l.cfg.Topics, m.Topic(), m.Payload())
 	if err != nil {
 		l.cfg.Log.Warn("rejected a message from the broker", "topic", m.Topic(), "bytes", len(m.Payload()), "reason", err.Error())
 		l.stats.Rejected++
