@@ -150,6 +150,15 @@ func (f *FS) Cut() error { return f.stop("power cut") }
 // wants to keep data must have it fsynced. It does nothing once the file system is cut or unmounted.
 func (f *FS) Unmount() error { return f.stop("unmount") }
 
+// AfterWrite makes fn run each time a write has been taken into memory, before the writer hears back: a fault test
+// kills the writer there, so the cut that follows lands in the middle of a commit. fn runs in the file system's
+// request handler and must not block.
+func (f *FS) AfterWrite(fn func(Stats)) {
+	f.mu.Lock()
+	f.afterWrite = fn
+	f.mu.Unlock()
+}
+
 // Stats returns the counts so far.
 func (f *FS) Stats() Stats {
 	f.mu.Lock()
