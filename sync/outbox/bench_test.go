@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +59,8 @@ func BenchmarkAppendParallel(b *testing.B) {
 }
 
 // BenchmarkScanAck: the steady state at a gate with the hub online: a scan is appended, then acked and deleted
-// alone. Reports the bytes the process wrote to storage per scan (/proc/self/io write_bytes).
+// alone. Reports the bytes the process wrote to storage per scan (/proc/self/io write_bytes) and the 99th
+// percentile of Append (scan → commit).
 func BenchmarkScanAck(b *testing.B) {
 	o := openBench(b, filepath.Join(b.TempDir(), "outbox.db"))
 	defer o.Close()
@@ -67,8 +69,11 @@ func BenchmarkScanAck(b *testing.B) {
 		o.DeleteThrough(o.Epoch(), e.Seq)
 	}
 	w0 := writeBytes(b)
+	var lat []time.Duration
 	for b.Loop() {
+		t0 := time.Now()
 		e, err := o.Append(entry())
+		lat = append(lat, time.Since(t0))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,6 +82,8 @@ func BenchmarkScanAck(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(writeBytes(b)-w0)/float64(b.N)/1024, "KiB-written/op")
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-append-ms")
 }
 
 func writeBytes(b *testing.B) int64 {

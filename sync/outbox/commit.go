@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -163,7 +162,9 @@ func (o *Outbox) commitGroup(group []*request) {
 		o.smu.Unlock()
 		if err == nil {
 			o.commits.Add(1)
-			o.lastActivity.Store(time.Now().UnixNano())
+			for seq := range st.doomed {
+				o.noteDeleted(seq)
+			}
 		}
 	}
 	o.wmu.Unlock()

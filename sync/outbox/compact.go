@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,22 +16,31 @@ import (
 // per free page) is written with every commit: after a backlog drains, the file stays large and every scan writes the
 // whole freelist (measured: 64 KiB per scan after a 100,000-entry drain, against 12 KiB). When the file exceeds twice
 // its live data and either compactMinFile or compactMaxFree free pages (a freelist of more than one page), the
-// outbox is copied into a new file (bbolt.Compact), which replaces it by rename. It waits for a quiet moment —
-// nothing appended or deleted for compactQuiet — unless the live data is small enough that the copy takes a moment
-// whenever it runs. Appends and reads wait while it runs; entries, their order, the epoch and the sequence are
-// carried over unchanged.
+// outbox is copied into a new file, which replaces it by rename.
+//
+// The copy is taken from a snapshot (a read transaction) while Appends, reads and deletes go on; then, while they
+// wait, what changed meanwhile is applied to the copy (entries appended since, entries deleted since, the meta bucket)
+// and the copy replaces the file. A gate therefore waits for the catch-up, not for the copy. It waits for a quiet
+// moment — no bulk delete (a draining backlog) for compactQuiet — unless the live data is small enough that the copy
+// is done in a moment anyway; a drain that starts during the copy puts the compaction off. Entries, their order, the
+// epoch and the sequence are carried over unchanged.
 
 const compactSuffix = ".compact"
 
 // Thresholds of compaction; variables so that tests can lower them.
 var (
-	compactMinFile int64 = 64 << 20        // files larger than this are compacted...
-	compactMaxFree       = 500             // ...and so are files with more free pages than one freelist page holds
-	compactCheap   int64 = 1 << 20         // live data this small is copied in a moment: no need to wait
-	compactQuiet         = 2 * time.Second // else wait for this long without appends or deletes
-	compactRetry         = 10 * time.Minute
-	compactTxMax   int64 = 4 << 20 // bytes copied per transaction into the new file, bounding memory
+	compactMinFile    int64  = 64 << 20        // files larger than this are compacted...
+	compactMaxFree           = 500             // ...and so are files with more free pages than one freelist page holds
+	compactCheap      int64  = 1 << 20         // live data this small is copied in a moment: no need to wait
+	compactQuiet             = 2 * time.Second // else wait for this long without a bulk delete
+	compactRetry             = 10 * time.Minute
+	compactTxMax             = 4 << 20 // bytes copied per transaction into the new file, bounding memory
+	compactMaxCatchUp        = 20000   // entries deleted during the copy beyond which the compaction is put off
+	compactCopied     func()           // test hook: called between the copy and the catch-up
 )
+
+// errPutOff: a drain deleted too much during the copy; compact later.
+var errPutOff = errors.New("entries are being deleted fast (a backlog is draining): compaction put off")
 
 func (o *Outbox) wakeCompactor() {
 	select {
@@ -64,13 +74,20 @@ func (o *Outbox) compactor() {
 			stuck.file > 0 && st.FileBytes <= stuck.file && 2*st.LiveBytes > stuck.live {
 			continue
 		}
-		if idle := time.Since(time.Unix(0, o.lastActivity.Load())); st.LiveBytes > compactCheap && idle < compactQuiet {
+		if idle := time.Since(time.Unix(0, o.lastBulkDelete.Load())); st.LiveBytes > compactCheap && idle < compactQuiet {
 			if timer == nil {
 				timer = time.After(compactQuiet - idle)
 			}
 			continue
 		}
-		if err := o.compact(); err != nil {
+		err := o.compact()
+		switch {
+		case errors.Is(err, errPutOff):
+			o.log.Info("outbox compaction put off: a backlog is draining", "path", o.path)
+			continue
+		case errors.Is(err, errClosed):
+			return
+		case err != nil:
 			failedAt = time.Now()
 			o.log.Error("outbox compaction failed; the outbox is unchanged and keeps working (it stays larger than needed); retrying later",
 				"path", o.path, "err", err, "retry_in", compactRetry.String())
@@ -82,11 +99,16 @@ func (o *Outbox) compactor() {
 	}
 }
 
-// compact copies the outbox into PATH.compact, syncs it and renames it over PATH. The new file is opened before the
-// rename and kept, so the lock on the outbox is never released.
+// noteDeleted records, during a compaction's copy, the entries just deleted from the file. wmu is held.
+func (o *Outbox) noteDeleted(seqs ...uint64) {
+	if o.compacting {
+		o.compactGone = append(o.compactGone, seqs...)
+	}
+}
+
+// compact copies the outbox into PATH.compact and renames it over PATH. The new file is opened before the rename
+// and kept, so the lock on the outbox is never released.
 func (o *Outbox) compact() (err error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	start := time.Now()
 	before, _ := fileSize(o.path)
 	tmp := o.path + compactSuffix
@@ -103,41 +125,165 @@ func (o *Outbox) compact() (err error) {
 	if dst, err = bolt.Open(tmp, 0o600, boltOptions(false, lockTimeout)); err != nil {
 		return err
 	}
+	swapped := false
 	defer func() {
-		if err != nil {
+		if !swapped {
 			_ = guarded(dst.Close)
 			_ = os.Remove(tmp)
 		}
 	}()
+	o.wmu.Lock()
+	o.compacting, o.compactGone = true, nil
+	o.wmu.Unlock()
+	defer func() {
+		o.wmu.Lock()
+		o.compacting, o.compactGone = false, nil
+		o.wmu.Unlock()
+	}()
+
+	// The copy, from a snapshot; nothing waits for it. Only the compactor swaps o.db, and Close waits for it.
 	dst.NoSync = true // one fsync at the end rather than one per chunk
-	if err := guarded(func() error { return bolt.Compact(dst, o.db, compactTxMax) }); err != nil {
-		return fmt.Errorf("copy: %w", err)
+	o.mu.RLock()
+	src := o.db
+	seq0, err := o.copySnapshot(src, dst)
+	o.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		return fmt.Errorf("sync the copy: %w", err)
+	}
+	if compactCopied != nil {
+		compactCopied()
+	}
+
+	// The catch-up and the swap, while Appends and reads wait.
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	caughtUp := time.Now()
+	gone := o.compactGone // no writer runs while mu is held
+	if len(gone) > compactMaxCatchUp {
+		return errPutOff
+	}
+	if err := guarded(func() error { return catchUp(src, dst, seq0, gone) }); err != nil {
+		return fmt.Errorf("catch up: %w", err)
 	}
 	dst.NoSync = false
 	if err := dst.Sync(); err != nil {
 		return fmt.Errorf("sync the copy: %w", err)
 	}
 	dropCache(tmp)
-	if err := sameOutbox(o.db, dst); err != nil {
+	if err := sameOutbox(src, dst); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, o.path); err != nil {
 		return err
 	}
+	swapped = true
 	// Without this a power cut could bring back the old file; that is only a missed compaction, so go on.
 	if err := syncDir(filepath.Dir(o.path)); err != nil {
 		o.log.Warn("outbox compaction: could not sync the state directory", "err", err)
 	}
-	old := o.db
 	o.db = dst
-	if err := guarded(old.Close); err != nil {
+	if err := guarded(src.Close); err != nil {
 		o.log.Warn("outbox compaction: closing the old file", "err", err)
 	}
 	o.compactions.Add(1)
 	after, _ := fileSize(o.path)
 	o.log.Info("outbox compacted", "path", o.path, "file_bytes_before", before, "file_bytes_after", after,
-		"took", time.Since(start).Round(time.Millisecond).String())
+		"took", time.Since(start).Round(time.Millisecond).String(), "writers_waited", time.Since(caughtUp).Round(time.Millisecond).String())
 	return nil
+}
+
+// copySnapshot copies both buckets of one read transaction of src into the empty dst, in transactions of about
+// compactTxMax bytes, and returns the entries sequence of that snapshot.
+func (o *Outbox) copySnapshot(src, dst *bolt.DB) (seq0 uint64, err error) {
+	err = guarded(func() error {
+		return src.View(func(stx *bolt.Tx) error {
+			sm, se := stx.Bucket(bucketMeta), stx.Bucket(bucketEntries)
+			seq0 = se.Sequence()
+			dtx, err := dst.Begin(true)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = dtx.Rollback() }()
+			dm, err := dtx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := sm.ForEach(dm.Put); err != nil {
+				return err
+			}
+			de, err := dtx.CreateBucket(bucketEntries)
+			if err != nil {
+				return err
+			}
+			if err := de.SetSequence(seq0); err != nil {
+				return err
+			}
+			size := 0
+			c := se.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if size >= compactTxMax {
+					if err := dtx.Commit(); err != nil {
+						return err
+					}
+					select {
+					case <-o.stopCompact:
+						return errClosed
+					default:
+					}
+					if dtx, err = dst.Begin(true); err != nil {
+						return err
+					}
+					de, size = dtx.Bucket(bucketEntries), 0
+				}
+				de.FillPercent = 1.0 // keys arrive in order: fill every page
+				if err := de.Put(k, v); err != nil {
+					return err
+				}
+				size += len(k) + len(v)
+			}
+			return dtx.Commit()
+		})
+	})
+	return seq0, err
+}
+
+// catchUp applies to dst what changed in src since the snapshot of sequence seq0: the entries appended since, the
+// entries deleted since (gone), the meta bucket and the sequence.
+func catchUp(src, dst *bolt.DB, seq0 uint64, gone []uint64) error {
+	return dst.Update(func(dtx *bolt.Tx) error {
+		return src.View(func(stx *bolt.Tx) error {
+			sm, dm := stx.Bucket(bucketMeta), dtx.Bucket(bucketMeta)
+			var keys [][]byte
+			if err := dm.ForEach(func(k, _ []byte) error { keys = append(keys, bytes.Clone(k)); return nil }); err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if err := dm.Delete(k); err != nil {
+					return err
+				}
+			}
+			if err := sm.ForEach(func(k, v []byte) error { return dm.Put(bytes.Clone(k), bytes.Clone(v)) }); err != nil {
+				return err
+			}
+			se, de := stx.Bucket(bucketEntries), dtx.Bucket(bucketEntries)
+			de.FillPercent = 1.0
+			c := se.Cursor()
+			for k, v := c.Seek(seqKey(seq0 + 1)); k != nil; k, v = c.Next() {
+				if err := de.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+					return err
+				}
+			}
+			for _, seq := range gone {
+				if err := de.Delete(seqKey(seq)); err != nil {
+					return err
+				}
+			}
+			return de.SetSequence(se.Sequence())
+		})
+	})
 }
 
 // sameOutbox checks that the copy holds what the original does: epoch, device, counters, sequence, first and last

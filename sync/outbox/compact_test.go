@@ -90,22 +90,90 @@ func TestCompaction(t *testing.T) {
 	check(o, 20301)
 }
 
-// With much live data left, compaction waits until nothing has been appended or deleted for compactQuiet.
+// With much live data left, compaction waits until no backlog has been draining for compactQuiet.
 func TestCompactionWaitsForQuiet(t *testing.T) {
 	lowerCompaction(t, 500*time.Millisecond, 0)
 	o := open(t, filepath.Join(t.TempDir(), "outbox.db"), Options{})
-	fill(t, o, 20000)
-	if _, err := o.DeleteThrough(o.Epoch(), 15000); err != nil {
+	fill(t, o, 30000)
+	through := uint64(15000)
+	if _, err := o.DeleteThrough(o.Epoch(), through); err != nil {
 		t.Fatal(err)
 	}
 	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		o.Append(entry())
+		through += deferMax
+		o.DeleteThrough(o.Epoch(), through) // a drain
+		o.Append(entry())                   // scans go on
 	}
 	if n := o.compactions.Load(); n != 0 {
-		t.Fatalf("compacted %d times while scans were being appended", n)
+		t.Fatalf("compacted %d times while a backlog was draining", n)
 	}
 	waitCompactions(t, o, 1)
-	if p, _ := o.Pending(); p != 5000+int(o.Stats().LastSeq-20000) {
-		t.Fatalf("pending %d", p)
+	if p, _ := o.Pending(); p != int(o.Stats().LastSeq-through) {
+		t.Fatalf("pending %d, want %d", p, o.Stats().LastSeq-through)
+	}
+}
+
+// Appends, reads and deletes go on while the copy is made; what they changed is in the compacted file.
+func TestCompactionCatchUp(t *testing.T) {
+	lowerCompaction(t, compactQuiet, compactCheap)
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o := open(t, path, Options{})
+	fill(t, o, 20000)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	compactCopied = func() { close(paused); <-resume }
+	defer func() { compactCopied = nil }()
+	if _, err := o.DeleteThrough(o.Epoch(), 19800); err != nil { // 200 left: the copy starts at once
+		t.Fatal(err)
+	}
+	select {
+	case <-paused:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no compaction started")
+	}
+	// Between the copy and the catch-up: the outbox works as usual.
+	done := make(chan error)
+	go func() {
+		for range 50 {
+			if _, err := o.Append(entry()); err != nil {
+				done <- err
+				return
+			}
+		}
+		if _, err := o.DeleteThrough(o.Epoch(), 19900); err != nil { // 100 entries: deleted in the file at once
+			done <- err
+			return
+		}
+		_, err := o.DeleteRanges(o.Epoch(), []wire.Range{{From: 20010, To: 20011}}) // marked, deleted later
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append or a delete waited for the compaction's copy")
+	}
+	close(resume)
+	waitCompactions(t, o, 1)
+	want := func() []uint64 {
+		var w []uint64
+		for s := uint64(19901); s <= 20050; s++ {
+			if s != 20010 && s != 20011 {
+				w = append(w, s)
+			}
+		}
+		return w
+	}()
+	if got := seqs(t, o); !slices.Equal(got, want) {
+		t.Fatalf("after compaction: %d entries %v…, want %d", len(got), got[:min(5, len(got))], len(want))
+	}
+	o.Close()
+	o = open(t, path, Options{})
+	if got := seqs(t, o); !slices.Equal(got, want) || o.Stats().LastSeq != 20050 {
+		t.Fatalf("reopened: %d entries, %+v", len(got), o.Stats())
+	}
+	if p, _ := o.Pending(); p != len(want) {
+		t.Fatalf("pending %d, want %d", p, len(want))
 	}
 }

@@ -123,11 +123,13 @@ type Outbox struct {
 	cdone   chan struct{}
 
 	// Compaction runs in its own goroutine, woken after deletes.
-	compactWake  chan struct{}
-	stopCompact  chan struct{}
-	compactDone  chan struct{}
-	lastActivity atomic.Int64 // unix nanoseconds of the last append or delete
-	compactions  atomic.Int64
+	compactWake    chan struct{}
+	stopCompact    chan struct{}
+	compactDone    chan struct{}
+	lastBulkDelete atomic.Int64 // unix nanoseconds of the last delete of deferMax entries or more
+	compactions    atomic.Int64
+	compacting     bool     // a compaction is copying; guarded by wmu
+	compactGone    []uint64 // entries deleted from the file during that copy; guarded by wmu
 }
 
 // state is the in-memory copy of the meta counters, plus the budget alarm.
@@ -343,6 +345,7 @@ func (o *Outbox) delete(walk func(c *bolt.Cursor, visit func(k, v []byte))) (int
 		}
 	default:
 		err = o.purge(found)
+		o.lastBulkDelete.Store(time.Now().UnixNano())
 	}
 	o.wmu.Unlock()
 	o.mu.RUnlock()
@@ -350,7 +353,6 @@ func (o *Outbox) delete(walk func(c *bolt.Cursor, visit func(k, v []byte))) (int
 		return 0, fmt.Errorf("outbox %s: delete acked entries: %w", o.path, err)
 	}
 	if len(found) > 0 {
-		o.lastActivity.Store(time.Now().UnixNano())
 		o.publishLevel()
 		o.wakeCompactor()
 	}
@@ -386,6 +388,12 @@ func (o *Outbox) purge(extra []acked) error {
 	})
 	if err != nil {
 		return err
+	}
+	for seq := range st.doomed {
+		o.noteDeleted(seq)
+	}
+	for _, a := range extra {
+		o.noteDeleted(a.seq)
 	}
 	o.smu.Lock()
 	o.st.pending -= n
