@@ -139,7 +139,6 @@ func TestBenchDrainMillion(t *testing.T) {
 	startup := time.Since(t0)
 
 	h := startHub(t, "--broker", mq.url(), "--db", pg.url(), "--topic-root", root, "--log-level", "info")
-	_ = h
 	conn, err := pgx.Connect(context.Background(), pg.url())
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +151,17 @@ func TestBenchDrainMillion(t *testing.T) {
 		}
 		return c
 	}
+	cpu := func(pid int) time.Duration {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		return time.Duration(u+k) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	}
+	devCPU0, hubCPU0 := cpu(d.cmd.Process.Pid), cpu(h.cmd.Process.Pid)
 	drainStart := time.Now()
 	var maxAnon, maxFile int64
 	var liveLatency time.Duration
@@ -186,6 +196,7 @@ func TestBenchDrainMillion(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	drained := time.Since(drainStart)
+	devCPU, hubCPU := cpu(d.cmd.Process.Pid)-devCPU0, cpu(h.cmd.Process.Pid)-hubCPU0
 	// All acked: the outbox empties.
 	time.Sleep(2 * time.Second)
 	d.stop()
@@ -194,6 +205,7 @@ func TestBenchDrainMillion(t *testing.T) {
 		n, drained.Round(time.Millisecond), float64(n)/drained.Seconds(), left)
 	fmt.Printf("vaorad while draining: RssAnon max %.1f MB (goal ≤ 80 MB), RssFile max %.1f MB (bbolt's mapped file)\n",
 		float64(maxAnon)/1024, float64(maxFile)/1024)
+	fmt.Printf("CPU during the drain: vaorad %v, vaorahub %v (2 cores: %v of CPU time available)\n", devCPU, hubCPU, 2*drained.Round(time.Second))
 	fmt.Printf("vaorad start-up with a %d-entry outbox: %v (goal ≤ 1 s)\n", n, startup.Round(time.Millisecond))
 	fmt.Printf("live scan during the drain reached the hub's database in %v (goal ≤ 2 s)\n", liveLatency.Round(time.Millisecond))
 }
