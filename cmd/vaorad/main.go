@@ -119,17 +119,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer stop()
 
 	storageBudget, fullPolicy := int64(cfg.Storage.Budget), cfg.Storage.FullPolicy
+	var up *uplink.Uplink
 	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), cfg.DeviceID, outbox.Options{
 		Budget: storageBudget, FullPolicy: fullPolicy, Log: log.With("component", "outbox"),
-		OnLevel: func(level int) {
-			// The alarm an operator must see: in the journal, and (via Stats) in the retained status.
-			switch {
-			case level >= 100:
-				log.Error("storage full: new scans are refused (or admitted unrecorded, by site policy) until the hub is reachable", "level_percent", level)
-			case level > 0:
-				log.Warn("storage filling: entries are waiting for the hub", "level_percent", level)
-			default:
-				log.Info("storage back below 50 % of its budget")
+		// The outbox logs the alarm itself; the retained status carries it to the hub at once.
+		OnLevel: func(int) {
+			if up != nil {
+				up.StatusChanged()
 			}
 		}})
 	if err != nil {
@@ -140,7 +136,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	log.Info("vaorad started", "device", cfg.DeviceID, "epoch", ob.Epoch().String(), "pending", st.Pending,
 		"storage_level", st.Level, "broker", cfg.Broker, "topic_root", cfg.TopicRoot, "direction", cfg.Direction)
 
-	up := uplink.New(uplink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Topics: wire.Topics{Root: cfg.TopicRoot},
+	up = uplink.New(uplink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Topics: wire.Topics{Root: cfg.TopicRoot},
 		BatchMax: cfg.Uplink.BatchMax, InFlight: cfg.Uplink.InFlight, ResendAfter: cfg.Uplink.ResendAfter,
 		Log: log.With("component", "uplink"), Status: func() map[string]any {
 			st := ob.Stats()

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -58,7 +59,8 @@ type Uplink struct {
 	cfg Config
 	ob  Outbox
 
-	wake chan struct{}
+	wake      chan struct{}
+	statusDue atomic.Bool
 
 	mu        sync.Mutex
 	ackedHigh uint64       // highest contiguous Through the hub has acked for our epoch
@@ -91,6 +93,12 @@ func New(cfg Config, ob Outbox) *Uplink {
 		cfg.MaxBackoff = max(time.Minute, cfg.ResendAfter)
 	}
 	return &Uplink{cfg: cfg, ob: ob, wake: make(chan struct{}, 1), workers: map[string]bool{}}
+}
+
+// StatusChanged asks for the retained status to be published again soon (the storage level changed).
+func (u *Uplink) StatusChanged() {
+	u.statusDue.Store(true)
+	u.poke()
 }
 
 // Notify tells the uplink that new entries are in the outbox.
@@ -212,6 +220,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-u.wake:
+			if u.statusDue.Swap(false) && client.IsConnectionOpen() {
+				u.publishStatus(client, "online")
+			}
 		case <-timer.C:
 		case <-status.C:
 			if client.IsConnectionOpen() {
