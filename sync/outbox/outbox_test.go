@@ -507,3 +507,30 @@ func TestFormat1Upgrade(t *testing.T) {
 		t.Fatalf("next seq %d", e.Seq)
 	}
 }
+
+func TestAfterRawMatchesAfter(t *testing.T) {
+	o, err := Open(filepath.Join(t.TempDir(), "outbox.db"), "gate-1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	for range 10 {
+		if _, err := o.Append(entry()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := o.DeleteRanges(o.Epoch(), []wire.Range{{From: 4, To: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := o.After(2, 5)
+	seqs, raw, err := o.AfterRaw(2, 5)
+	if err != nil || len(seqs) != len(want) || len(raw) != len(want) {
+		t.Fatalf("AfterRaw: %v %v %v", seqs, len(raw), err)
+	}
+	for i, e := range want {
+		var got wire.Entry
+		if err := json.Unmarshal(raw[i], &got); err != nil || seqs[i] != e.Seq || got.Seq != e.Seq || got.MaskedName != e.MaskedName {
+			t.Fatalf("entry %d: seq %d raw %s, want %+v (%v)", i, seqs[i], raw[i], e, err)
+		}
+	}
+}

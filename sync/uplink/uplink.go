@@ -28,7 +28,8 @@ import (
 // Outbox is what the uplink needs of the device's queue.
 type Outbox interface {
 	Epoch() wire.Epoch
-	After(seq uint64, max int) ([]wire.Entry, error)
+	// AfterRaw returns up to max entries after seq, each as its JSON encoding, with its seq.
+	AfterRaw(seq uint64, max int) ([]uint64, [][]byte, error)
 	DeleteThrough(epoch wire.Epoch, through uint64) (int, error)
 	DeleteRanges(epoch wire.Epoch, ranges []wire.Range) (int, error)
 }
@@ -358,70 +359,67 @@ func (u *Uplink) step(client mqtt.Client, st *state) error {
 			ahead = append(ahead, e)
 		}
 	}
-	for len(ahead) > 0 {
-		n, err := u.publish(client, ahead)
-		if err != nil {
-			return err
+	if len(ahead) > 0 {
+		seqs := make([]uint64, 0, len(ahead))
+		enc := make([][]byte, 0, len(ahead))
+		for _, e := range ahead {
+			b, err := json.Marshal(&e)
+			if err != nil {
+				return fmt.Errorf("uplink: encode entry %d: %w", e.Seq, err)
+			}
+			seqs, enc = append(seqs, e.Seq), append(enc, b)
 		}
-		for _, e := range ahead[:n] {
-			st.ahead[e.Seq] = time.Now()
+		for len(seqs) > 0 {
+			n := u.publish(client, seqs, enc)
+			for _, q := range seqs[:n] {
+				st.ahead[q] = time.Now()
+			}
+			seqs, enc = seqs[n:], enc[n:]
 		}
-		ahead = ahead[n:]
 	}
 
-	// Drain lane: the outbox in seq order, a window of batches at a time.
+	// Drain lane: the outbox in seq order, a window of batches at a time. Entries go out as stored: the outbox keeps
+	// each in its wire encoding.
 	for len(st.inflight) < u.cfg.InFlight {
-		batch, err := u.ob.After(st.sentHigh, u.cfg.BatchMax)
+		seqs, raw, err := u.ob.AfterRaw(st.sentHigh, u.cfg.BatchMax)
 		if err != nil {
 			log.Error("reading the outbox failed", "err", err)
 			return nil
 		}
-		if len(batch) == 0 {
+		if len(seqs) == 0 {
 			return nil
 		}
 		// Skip what the live lane sent: its own timeout resends it with the rest if its ack does not come.
-		send := batch[:0:0]
-		for _, e := range batch {
-			if _, ok := st.ahead[e.Seq]; !ok {
-				send = append(send, e)
+		send, enc := seqs[:0:0], raw[:0:0]
+		for i, q := range seqs {
+			if _, ok := st.ahead[q]; !ok {
+				send, enc = append(send, q), append(enc, raw[i])
 			}
 		}
-		last := batch[len(batch)-1].Seq
+		last := seqs[len(seqs)-1]
 		if len(send) > 0 {
-			n, err := u.publish(client, send)
-			if err != nil {
-				return err
+			if n := u.publish(client, send, enc); n < len(send) {
+				last = send[n-1] // the byte bound cut the batch short
 			}
-			if n < len(send) {
-				last = send[n-1].Seq // the byte bound cut the batch short
-			}
-			st.inflight = append(st.inflight, flight{first: send[0].Seq, last: last, sent: time.Now()})
+			st.inflight = append(st.inflight, flight{first: send[0], last: last, sent: time.Now()})
 		}
 		st.sentHigh = last
 	}
 	return nil
 }
 
-// publish sends the longest prefix of entries that fits one message and returns its length.
-func (u *Uplink) publish(client mqtt.Client, entries []wire.Entry) (int, error) {
-	size := wire.BatchOverhead(len(u.cfg.Device))
-	var enc [][]byte
-	for _, e := range entries {
-		b, err := json.Marshal(&e)
-		if err != nil {
-			return 0, fmt.Errorf("uplink: encode entry %d: %w", e.Seq, err)
-		}
-		if len(enc) > 0 && (size+len(b)+1 > u.cfg.BatchBytes || len(enc) == u.cfg.BatchMax) {
-			break
-		}
-		size += len(b) + 1
-		enc = append(enc, b)
+// publish sends the longest prefix of the encoded entries that fits one message and returns its length.
+func (u *Uplink) publish(client mqtt.Client, seqs []uint64, enc [][]byte) int {
+	size, n := wire.BatchOverhead(len(u.cfg.Device)), 0
+	for n < len(enc) && n < u.cfg.BatchMax && (n == 0 || size+len(enc[n])+1 <= u.cfg.BatchBytes) {
+		size += len(enc[n]) + 1
+		n++
 	}
-	payload := wire.AppendBatch(make([]byte, 0, size), u.cfg.Device, enc)
+	payload := wire.AppendBatch(make([]byte, 0, size), u.cfg.Device, enc[:n])
 	// The token is not awaited: it proves nothing about the hub. The resend timer is the truth.
 	client.Publish(u.cfg.Topics.Entries(u.cfg.Device), 1, false, payload)
-	u.cfg.Log.Debug("batch published", "from_seq", entries[0].Seq, "through_seq", entries[len(enc)-1].Seq, "entries", len(enc), "bytes", len(payload))
-	return len(enc), nil
+	u.cfg.Log.Debug("batch published", "from_seq", seqs[0], "through_seq", seqs[n-1], "entries", n, "bytes", len(payload))
+	return n
 }
 
 func (u *Uplink) publishStatus(c mqtt.Client, state string) {
