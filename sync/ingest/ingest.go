@@ -52,8 +52,8 @@ const (
 	maxTxEntries  = 20000
 )
 
-// Stats counts what one Run did; Run logs them when it stops.
-type Stats struct {
+// stats counts what one Run did; Run logs them when it stops.
+type stats struct {
 	Messages     int64 // messages committed
 	Entries      int64 // entries in those messages (duplicates included)
 	Transactions int64 // commits
@@ -77,6 +77,10 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 		queues[i] = make(chan mqtt.Message, maxTxMessages)
 	}
 	seed := maphash.MakeSeed()
+	// The lanes stop when ctx ends or one of them fails; a message still waiting for its lane is then dropped
+	// unacknowledged, and its device resends it.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
 		SetClientID("vaorahub-"+cfg.WorkerID).
@@ -100,7 +104,7 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 				q := queues[maphash.String(seed, m.Topic())%uint64(lanes)]
 				select {
 				case q <- m:
-				case <-ctx.Done():
+				case <-lctx.Done():
 				}
 			})
 			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
@@ -125,11 +129,9 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
-		total Stats
+		total stats
 		errs  = make(chan error, lanes)
 	)
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	for _, q := range queues {
 		wg.Go(func() {
 			l := &lane{cfg: cfg, store: store, client: client, queue: q}
@@ -154,7 +156,7 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 	}
 }
 
-func (s *Stats) add(o Stats) {
+func (s *stats) add(o stats) {
 	s.Messages += o.Messages
 	s.Entries += o.Entries
 	s.Transactions += o.Transactions
@@ -168,7 +170,7 @@ type lane struct {
 	store  Store
 	client mqtt.Client
 	queue  chan mqtt.Message
-	stats  Stats
+	stats  stats
 
 	// Reused between transactions.
 	msgs    []mqtt.Message
