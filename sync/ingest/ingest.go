@@ -236,7 +236,8 @@ func (l *lane) commit(ctx context.Context) error {
 			break
 		}
 		l.stats.Retries++
-		log.Error("storing batches failed; retrying", "messages", len(l.msgs), "entries", len(l.entries), "err", err)
+		// The text operators look for (docs/operators.md), whatever the number of batches.
+		log.Error("storing a batch failed; retrying", "messages", len(l.msgs), "entries", len(l.entries), "err", err)
 		select {
 		case <-ctx.Done():
 			return nil // not committed, not acked: the devices resend
