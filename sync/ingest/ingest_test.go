@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +91,7 @@ func entryOf(device string, seq uint64) wire.Entry {
 // rig is an ingest worker on an in-process broker, and a client that plays the devices.
 type rig struct {
 	t      *testing.T
+	broker string
 	topics wire.Topics
 	dev    mqtt.Client
 	acks   chan wire.Ack
@@ -98,17 +101,12 @@ type rig struct {
 func startIngest(t *testing.T, cfg Config, st Store) *rig {
 	t.Helper()
 	broker := mqtttest.Broker(t)
-	cfg.Broker, cfg.WorkerID, cfg.ShareGroup, cfg.Topics, cfg.Log = broker, "w1", "ingest", wire.Topics{Root: "ti"}, quiet
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, st) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	r := &rig{t: t, topics: cfg.Topics, acks: make(chan wire.Ack, 1000)}
+	cfg.Broker, cfg.WorkerID, cfg.ShareGroup, cfg.Topics = broker, "w1", "ingest", wire.Topics{Root: "ti"}
+	if cfg.Log == nil {
+		cfg.Log = quiet
+	}
+	runWorker(t, cfg, st)
+	r := &rig{t: t, broker: broker, topics: cfg.Topics, acks: make(chan wire.Ack, 1000)}
 	r.dev = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("dev"))
 	if tok := r.dev.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
@@ -135,6 +133,19 @@ func startIngest(t *testing.T, cfg Config, st Store) *rig {
 		t.Fatal("ingest worker never came online")
 	}
 	return r
+}
+
+// runWorker runs an ingest worker until the test ends.
+func runWorker(t *testing.T, cfg Config, st Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, st) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // publish sends a batch of device's seqs and waits for the broker's PUBACK (which says nothing about the hub).
@@ -167,7 +178,9 @@ func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
 	st := newMemStore()
 	st.failNext = 2
 	committed := make(chan struct{}, 10)
-	r := startIngest(t, Config{Committed: func() { committed <- struct{}{} }}, st)
+	var logs lockedBuffer
+	r := startIngest(t, Config{Committed: func() { committed <- struct{}{} },
+		Log: slog.New(slog.NewJSONHandler(&logs, nil))}, st)
 
 	// Garbage of every kind first: each is rejected and ingest goes on.
 	for _, bad := range [][]byte{[]byte("not json"), []byte("\xff\xfe"), []byte(`{"v":9,"device":"gate-1","entries":[]}`),
@@ -188,6 +201,85 @@ func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Committed was not called")
 	}
+	// Each rejection is logged with what was wrong.
+	for _, reason := range []string{"not a batch", "not valid UTF-8", "unknown batch version 9",
+		`names device \"gate-2\"`, "exceeds the 1048576-byte limit"} {
+		if !strings.Contains(logs.String(), reason) {
+			t.Errorf("no rejection logged with reason %q; log:\n%s", reason, logs.String())
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"rejected a message from the broker"`); n != 5 {
+		t.Errorf("%d rejections logged, want 5", n)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Two workers (two hub processes) in one share group split the devices' messages, and every device is acked.
+func TestWorkersShareTheSubscription(t *testing.T) {
+	st := newMemStore()
+	r := startIngest(t, Config{}, st)
+	counting := &countingStore{Store: st}
+	cfg := Config{Broker: r.broker, WorkerID: "w2", ShareGroup: "ingest", Topics: r.topics, Log: quiet}
+	runWorker(t, cfg, counting)
+	online := make(chan struct{}, 1)
+	r.dev.Subscribe(r.topics.HubState("w2"), 1, func(_ mqtt.Client, m mqtt.Message) {
+		if string(m.Payload()) == `{"state":"online"}` {
+			select {
+			case online <- struct{}{}:
+			default:
+			}
+		}
+	}).Wait()
+	select {
+	case <-online:
+	case <-time.After(10 * time.Second):
+		t.Fatal("second worker never came online")
+	}
+
+	const devices = 20
+	want := map[string]uint64{}
+	for d := range devices {
+		r.publish(fmt.Sprintf("gate-%d", d), 1, 2)
+		want[fmt.Sprintf("gate-%d", d)] = 2
+	}
+	got := map[string]uint64{}
+	for !maps.Equal(got, want) {
+		a := r.ack()
+		got[a.Device] = max(got[a.Device], a.Through)
+	}
+	if n := counting.n.Load(); n == 0 || n >= devices {
+		t.Fatalf("the second worker stored %d of %d messages: the share group did not split them", n, devices)
+	}
+}
+
+// countingStore counts the messages a worker stored.
+type countingStore struct {
+	Store
+	n atomic.Int64
+}
+
+func (c *countingStore) Insert(ctx context.Context, es []wire.Entry, at time.Time) ([]wire.Ack, error) {
+	acks, err := c.Store.Insert(ctx, es, at)
+	if err == nil {
+		c.n.Add(int64(len(es) / 2))
+	}
+	return acks, err
 }
 
 // Batches that queue up while a commit is under way go into the next transaction together, and each device's ack
