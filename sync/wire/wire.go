@@ -186,7 +186,8 @@ func DecodeBatch(t Topics, topic string, payload []byte) (Batch, error) {
 	if err := dec.Decode(&b); err != nil {
 		return Batch{}, fmt.Errorf("message is not a batch: %v", err)
 	}
-	if dec.More() {
+	// More() is false before a stray '}' or ']': look at what is left instead.
+	if len(bytes.TrimSpace(payload[dec.InputOffset():])) > 0 {
 		return Batch{}, errors.New("trailing data after the batch")
 	}
 	if b.V < 1 || b.V > Version {

@@ -88,6 +88,8 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"bad direction", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].Direction = "up" }), "direction"},
 		{"oversized", topics.Entries("gate-1"), bytes.Repeat([]byte(" "), MaxBatchBytes+1), "exceeds"},
 		{"trailing", topics.Entries("gate-1"), append(enc(func(*Batch) {}), []byte("{}")...), "trailing"},
+		{"stray brace", topics.Entries("gate-1"), append(enc(func(*Batch) {}), '}'), "trailing"},
+		{"stray bracket", topics.Entries("gate-1"), append(enc(func(*Batch) {}), ' ', ']'), "trailing"},
 		{"long name", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].MaskedName = strings.Repeat("x", 300) }), "too long"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
