@@ -5,7 +5,7 @@ DEMO_DIR  ?= .demo
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e bench-device fault clean
+.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e bench-device bench-ingest fault clean
 
 all: build
 
@@ -55,6 +55,12 @@ fault:
 ## and postgresql).
 bench-device:
 	VAORA_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestBench' ./cmd/vaorad/ | grep -vE '^\s+\{'
+
+## bench-ingest: 1,000 simulated devices through a private Mosquitto into PostgreSQL (VAORA_TEST_PG or
+## 127.0.0.1:5432/test): 50,000 entries/s offered, then a drain.
+bench-ingest:
+	VAORA_BENCH_INGEST=1 VAORA_BENCH_RATE=50000 $(GO) test -count=5 -v -timeout 30m -run TestIngestLoad ./cmd/vaorahub/
+	VAORA_BENCH_INGEST=1 $(GO) test -count=5 -v -timeout 30m -run TestIngestLoad ./cmd/vaorahub/
 
 ## race: the race detector needs cgo (gcc).
 race:
