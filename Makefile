@@ -49,7 +49,7 @@ qemu-test:
 FAULT_CYCLES ?= 1000
 fault:
 	VAORA_TEST_FAULTS=1 VAORA_FAULT_CYCLES=$(FAULT_CYCLES) $(GO) test -count=1 -timeout 60m -v -run TestFaultSuite ./cmd/vaorad/ \
-	  | grep -E '^(fault suite|--- |ok|FAIL|PASS)|fault_test.go'
+	  | grep -E '^(fault suite|checker|--- |ok|FAIL|PASS)|fault_test.go'
 
 ## bench-device: scan→commit latency and bytes per scan; a 1,000,000-entry drain, start-up and memory (needs mosquitto
 ## and postgresql).
