@@ -93,6 +93,9 @@ func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.
 	if what, err := db.d.insert(ctx, db, tx, sorted, entries, receivedAt); err != nil {
 		return fail(what, err)
 	}
+	if err := db.fold(ctx, tx, entries); err != nil {
+		return fail("fold salvaged entries", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fail("commit", err)
 	}
@@ -102,6 +105,27 @@ func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.
 		acks[i] = wire.Ack{V: wire.Version, Device: g.device, Epoch: g.epoch, Through: g.mark}
 	}
 	return acks, nil
+}
+
+// fold records the origin of salvaged entries (rare: only after `vaoractl outbox salvage`) and folds each whose first
+// identity the hub already holds, or that another unfolded salvaged copy already carries. Only a row's first
+// arrival sets its origin, so a resend changes nothing.
+func (db *DB) fold(ctx context.Context, tx *sql.Tx, entries []wire.Entry) error {
+	q := db.d.q(`UPDATE entries SET origin_epoch = ?, origin_seq = ?, folded = EXISTS (
+			SELECT 1 FROM entries o WHERE o.device = ? AND (
+				(o.epoch = ? AND o.seq = ?) OR
+				(o.origin_epoch = ? AND o.origin_seq = ? AND NOT o.folded AND NOT (o.epoch = ? AND o.seq = ?))))
+		WHERE device = ? AND epoch = ? AND seq = ? AND origin_epoch IS NULL`)
+	for _, e := range entries {
+		if e.Origin == nil {
+			continue
+		}
+		oe, os, ep, sq := e.Origin.Epoch.String(), int64(e.Origin.Seq), e.Epoch.String(), int64(e.Seq)
+		if _, err := tx.ExecContext(ctx, q, oe, os, e.Device, oe, os, oe, os, ep, sq, e.Device, ep, sq); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // insertEach is SQLite's insert: a few statements per device epoch, and multi-row INSERTs of chunkRows rows. SQLite

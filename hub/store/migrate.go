@@ -37,6 +37,12 @@ var migrations = []string{
 		through_seq BIGINT NOT NULL, -- every seq 1..through_seq of this device epoch is stored
 		PRIMARY KEY (device, epoch)
 	);`,
+	// 2: entries salvaged from a damaged outbox come back under a new identity, carrying their first one (origin).
+	// One whose first identity the hub already holds is kept (its seq still counts for the mark) but folded: it is
+	// the same scan, so views and counts leave it out.
+	`ALTER TABLE entries ADD COLUMN origin_epoch TEXT;
+	ALTER TABLE entries ADD COLUMN origin_seq BIGINT;
+	ALTER TABLE entries ADD COLUMN folded BOOLEAN NOT NULL DEFAULT FALSE;`,
 }
 
 // migrate brings the schema up to date in one transaction and returns the versions before and after.

@@ -21,7 +21,7 @@ func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+entryColumns+` FROM entries
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+entryColumns+` FROM entries WHERE NOT folded
 		ORDER BY received_at DESC, device DESC, epoch DESC, seq DESC LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
@@ -61,10 +61,10 @@ func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
 	return out, nil
 }
 
-// Count returns the number of stored entries.
+// Count returns the number of stored entries; a salvaged copy of an entry already held is not counted twice.
 func (db *DB) Count(ctx context.Context) (int64, error) {
 	var n int64
-	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM entries`).Scan(&n); err != nil {
+	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM entries WHERE NOT folded`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count entries in %s: %v", db.display, err)
 	}
 	return n, nil

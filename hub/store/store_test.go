@@ -757,3 +757,36 @@ func TestRedactHidesPasswords(t *testing.T) {
 		}
 	}
 }
+
+// An entry salvaged from a damaged outbox comes back under a new epoch, carrying its first identity: the hub keeps
+// its seq for the mark but folds it when it already holds that first identity, so no scan is counted twice.
+func TestSalvagedEntriesFold(t *testing.T) {
+	eachEngine(t, func(t *testing.T, url string) {
+		db := open(t, url)
+		const old, fresh wire.Epoch = 0x1111, 0x2222
+		t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+		insert(t, db, entries("gate-s", old, 1, 2, 3), t0)
+		salvaged := entries("gate-s", fresh, 1, 2, 3)
+		salvaged[0].Origin = &wire.Origin{Epoch: old, Seq: 2} // the hub has it: folded
+		salvaged[1].Origin = &wire.Origin{Epoch: old, Seq: 9} // lost with the damaged file until now: kept
+		salvaged[2].Origin = &wire.Origin{Epoch: old, Seq: 9} // the same scan twice (salvage run twice): folded
+		acks := insert(t, db, salvaged, t0.Add(time.Second))
+		if len(acks) != 1 || acks[0].Through != 3 {
+			t.Fatalf("acks %+v: folded rows must still count for the mark", acks)
+		}
+		insert(t, db, salvaged, t0.Add(2*time.Second)) // a resend changes nothing
+		if n := count(t, db); n != 4 {
+			t.Fatalf("count = %d, want 4 (3 originals + 1 salvaged scan the hub lacked)", n)
+		}
+		rows := recent(t, db, 100)
+		var kept []uint64
+		for _, r := range rows {
+			if r.Epoch == fresh {
+				kept = append(kept, r.Seq)
+			}
+		}
+		if len(rows) != 4 || len(kept) != 1 || kept[0] != 2 {
+			t.Fatalf("recent lists %d rows, salvaged seqs %v; want 4 rows and only seq 2 of the new epoch", len(rows), kept)
+		}
+	})
+}
