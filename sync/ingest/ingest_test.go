@@ -201,7 +201,12 @@ func TestIngestAcksAfterCommitAndSurvivesGarbage(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Committed was not called")
 	}
-	// Each rejection is logged with what was wrong.
+	// Each rejection is logged with what was wrong. Handlers run concurrently, so the 1 MiB message may be read
+	// after the good batch: give the log a moment.
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), `"msg":"rejected a message from the broker"`) < 5 &&
+		time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, reason := range []string{"not a batch", "not valid UTF-8", "unknown batch version 9",
 		`names device \"gate-2\"`, "exceeds the 1048576-byte limit"} {
 		if !strings.Contains(logs.String(), reason) {
