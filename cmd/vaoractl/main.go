@@ -13,6 +13,7 @@ const usage = `usage: vaoractl COMMAND [flags]
 commands:
   demo    run a hub (embedded broker and database) and one device reading codes typed or pasted here
   outbox  the device's store of scans waiting for the hub: stats, salvage (vaoractl outbox help)
+  decode  read the QR codes in image files with the device's decoder (vaoractl decode --help)
 `
 
 type usageError struct{ error }
@@ -41,6 +42,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return demo(args[1:], stdin, stdout, stderr)
 	case "outbox":
 		return outboxCmd(args[1:], stdout, stderr)
+	case "decode":
+		return decodeCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
