@@ -98,6 +98,25 @@ type rig struct {
 }
 
 // startIngest runs Run until the test ends and waits until the worker is subscribed.
+// waitOnline waits for an ingest worker's retained "online" state.
+func (r *rig) waitOnline(t *testing.T, worker string) {
+	t.Helper()
+	online := make(chan struct{}, 1)
+	r.dev.Subscribe(r.topics.HubState(worker), 1, func(_ mqtt.Client, m mqtt.Message) {
+		if string(m.Payload()) == `{"state":"online"}` {
+			select {
+			case online <- struct{}{}:
+			default:
+			}
+		}
+	}).Wait()
+	select {
+	case <-online:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ingest worker %s never came online", worker)
+	}
+}
+
 func startIngest(t *testing.T, cfg Config, st Store) *rig {
 	t.Helper()
 	broker := mqtttest.Broker(t)
@@ -118,20 +137,7 @@ func startIngest(t *testing.T, cfg Config, st Store) *rig {
 		}
 	}).Wait()
 	// Wait until the worker announces itself, so the shared subscription exists.
-	online := make(chan struct{}, 1)
-	r.dev.Subscribe(r.topics.HubState("w1"), 1, func(_ mqtt.Client, m mqtt.Message) {
-		if string(m.Payload()) == `{"state":"online"}` {
-			select {
-			case online <- struct{}{}:
-			default:
-			}
-		}
-	}).Wait()
-	select {
-	case <-online:
-	case <-time.After(10 * time.Second):
-		t.Fatal("ingest worker never came online")
-	}
+	r.waitOnline(t, "w1")
 	return r
 }
 
@@ -242,20 +248,7 @@ func TestWorkersShareTheSubscription(t *testing.T) {
 	counting := &countingStore{Store: st}
 	cfg := Config{Broker: r.broker, WorkerID: "w2", ShareGroup: "ingest", Topics: r.topics, Log: quiet}
 	runWorker(t, cfg, counting)
-	online := make(chan struct{}, 1)
-	r.dev.Subscribe(r.topics.HubState("w2"), 1, func(_ mqtt.Client, m mqtt.Message) {
-		if string(m.Payload()) == `{"state":"online"}` {
-			select {
-			case online <- struct{}{}:
-			default:
-			}
-		}
-	}).Wait()
-	select {
-	case <-online:
-	case <-time.After(10 * time.Second):
-		t.Fatal("second worker never came online")
-	}
+	r.waitOnline(t, "w2")
 
 	const devices = 20
 	want := map[string]uint64{}

@@ -102,9 +102,6 @@ func (u *Uplink) StatusChanged() {
 	u.poke()
 }
 
-// Notify tells the uplink that new entries are in the outbox.
-func (u *Uplink) Notify() { u.poke() }
-
 // Live hands over a scan just committed to the outbox, to be sent ahead of any backlog.
 func (u *Uplink) Live(e wire.Entry) {
 	u.mu.Lock()

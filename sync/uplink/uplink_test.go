@@ -182,10 +182,11 @@ func TestLiveAppend(t *testing.T) {
 	defer cancel()
 	go u.Run(ctx)
 	for range 3 {
-		if _, err := ob.Append(wire.Entry{Direction: "in", Kind: "cccd", State: "amber", ScannedAt: time.Now()}); err != nil {
+		e, err := ob.Append(wire.Entry{Direction: "in", Kind: "cccd", State: "amber", ScannedAt: time.Now()})
+		if err != nil {
 			t.Fatal(err)
 		}
-		u.Notify()
+		u.Live(e)
 	}
 	waitPending(t, ob, 0, 5*time.Second)
 }
