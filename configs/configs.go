@@ -38,8 +38,9 @@ type Device struct {
 	StateDir     string   `yaml:"state_dir"`      // absolute path; default "/var/lib/vaora"
 	Broker       string   `yaml:"broker"`         // tcp://host:port (ssl:// accepted for later); required
 	TopicRoot    string   `yaml:"topic_root"`     // default "vaora/v1"; MQTT topic without wildcards, no leading/trailing slash
-	Inputs       []string `yaml:"inputs"`         // default ["stdin"]; stdin, or serial:, evdev:, camera:, dir: followed by an absolute path
+	Inputs       []string `yaml:"inputs"`         // default ["stdin"]; stdin, or serial:, evdev:, camera:, dir: followed by an absolute path and options (ParseInput)
 	MaxLineBytes int      `yaml:"max_line_bytes"` // longest code accepted from a text source; default 4096; 64..1048576
+	Camera       Camera   `yaml:"camera"`
 	Uplink       Uplink   `yaml:"uplink"`
 	Storage      Storage  `yaml:"storage"`
 }
@@ -49,6 +50,27 @@ type Uplink struct {
 	BatchMax    int           `yaml:"batch_max"`    // entries per MQTT message; default 100; 1..1000
 	ResendAfter time.Duration `yaml:"resend_after"` // resend unacked batches after this; default 5s; 100ms..10m; written as "5s"
 	InFlight    int           `yaml:"in_flight"`    // batches published but not yet acked; default 4; 1..64
+}
+
+// Camera is how the camera: and dir: inputs capture frames and turn them into scans. An input's own options
+// (camera:/dev/video0,size=1280x720,format=mjpeg) override Size and Format for that camera.
+type Camera struct {
+	Size         string        `yaml:"size"`          // WIDTHxHEIGHT asked of the camera; default "640x480"; 16..8192 each
+	Format       string        `yaml:"format"`        // pixel format asked of the camera: "yuyv" (default), "mjpeg" or "grey"
+	Buffers      int           `yaml:"buffers"`       // driver buffers; default 4; 2..32
+	DecodeBudget time.Duration `yaml:"decode_budget"` // most time one frame may take in the QR decoder; default 100ms; 10ms..2s
+	RepeatAfter  time.Duration `yaml:"repeat_after"`  // a code still or again in view within this much frame time is the same scan; default 2s; 100ms..10m
+}
+
+// MarshalYAML writes the durations as durations ("100ms"), so a marshalled config loads again.
+func (c Camera) MarshalYAML() (any, error) {
+	return struct {
+		Size         string `yaml:"size"`
+		Format       string `yaml:"format"`
+		Buffers      int    `yaml:"buffers"`
+		DecodeBudget string `yaml:"decode_budget"`
+		RepeatAfter  string `yaml:"repeat_after"`
+	}{c.Size, c.Format, c.Buffers, c.DecodeBudget.String(), c.RepeatAfter.String()}, nil
 }
 
 // Storage is what the outbox (the local store of scans not yet confirmed by the hub) may use, and what the gate does
@@ -126,6 +148,13 @@ func DefaultDevice() Device {
 		TopicRoot:    "vaora/v1",
 		Inputs:       []string{"stdin"},
 		MaxLineBytes: 4096,
+		Camera: Camera{
+			Size:         "640x480",
+			Format:       "yuyv",
+			Buffers:      4,
+			DecodeBudget: 100 * time.Millisecond,
+			RepeatAfter:  2 * time.Second,
+		},
 		Uplink: Uplink{
 			BatchMax:    100,
 			ResendAfter: 5 * time.Second,

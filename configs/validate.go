@@ -1,11 +1,14 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +36,7 @@ func (h *Hub) Validate() error {
 // intRanges are the allowed values of the integer keys, by key path.
 var intRanges = map[string][2]int{
 	"max_line_bytes":   {64, 1 << 20},
+	"camera.buffers":   {2, 32},
 	"uplink.batch_max": {1, 1000},
 	"uplink.in_flight": {1, 64},
 }
@@ -45,8 +49,13 @@ var sizeRanges = map[string][2]Size{
 const (
 	minResendAfter = 100 * time.Millisecond
 	maxResendAfter = 10 * time.Minute
-	maxTopicRoot   = 256 // bytes; a topic root is a couple of short levels
-	maxTopicLevel  = 128 // bytes; a worker id is hostname-pid
+	// A frame may take a tenth of a second in the decoder; far more and the picture at the gate lags the person.
+	minDecodeBudget = 10 * time.Millisecond
+	maxDecodeBudget = 2 * time.Second
+	minRepeatAfter  = 100 * time.Millisecond
+	maxRepeatAfter  = 10 * time.Minute
+	maxTopicRoot    = 256 // bytes; a topic root is a couple of short levels
+	maxTopicLevel   = 128 // bytes; a worker id is hostname-pid
 )
 
 func checkRange(key string, v int) *Error {
@@ -97,19 +106,39 @@ func (d *Device) validate() *Error {
 	if len(d.Inputs) == 0 {
 		return bad("inputs", "empty; list at least one input, e.g. [stdin]")
 	}
+	parsed := make([]Input, len(d.Inputs))
 	for i, in := range d.Inputs {
 		key := fmt.Sprintf("inputs[%d]", i)
-		if msg := checkInput(in); msg != "" {
+		var msg string
+		if parsed[i], msg = parseInput(in); msg != "" {
 			return bad(key, "%s", msg)
 		}
 		for j, prev := range d.Inputs[:i] {
-			if prev == in {
+			switch {
+			case prev == in:
 				return bad(key, "%s is listed twice (also inputs[%d]); list each input once", quote(in), j)
+			case parsed[j].Kind == parsed[i].Kind && parsed[j].Path == parsed[i].Path:
+				return bad(key, "%s names the same %s as inputs[%d] (%s); list each input once, with all its options", quote(in), parsed[i].Kind, j, quote(prev))
 			}
 		}
 	}
 	if e := checkRange("max_line_bytes", d.MaxLineBytes); e != nil {
 		return e
+	}
+	if _, _, msg := parseFrameSize(d.Camera.Size); msg != "" {
+		return bad("camera.size", "%s", strings.TrimPrefix(msg, "size "))
+	}
+	if msg := checkFormat(d.Camera.Format); msg != "" {
+		return bad("camera.format", "%s", strings.TrimPrefix(msg, "format "))
+	}
+	if e := checkRange("camera.buffers", d.Camera.Buffers); e != nil {
+		return e
+	}
+	if b := d.Camera.DecodeBudget; b < minDecodeBudget || b > maxDecodeBudget {
+		return bad("camera.decode_budget", "%s is out of range (allowed 10ms to 2s)", b)
+	}
+	if r := d.Camera.RepeatAfter; r < minRepeatAfter || r > maxRepeatAfter {
+		return bad("camera.repeat_after", "%s is out of range (allowed 100ms to 10m)", r)
 	}
 	if e := checkRange("uplink.batch_max", d.Uplink.BatchMax); e != nil {
 		return e
@@ -365,21 +394,180 @@ var inputKinds = []struct{ prefix, example string }{
 	{"dir:", "dir:/var/spool/vaora"},
 }
 
+// Input is one entry of a device's inputs, taken apart by ParseInput.
+type Input struct {
+	Kind          string  // "stdin", "serial", "evdev", "camera" or "dir"
+	Path          string  // the absolute path after the kind (a udev symlink is fine); "" for stdin
+	Width, Height int     // camera: size=WIDTHxHEIGHT; 0 when not given (camera.size applies)
+	Format        string  // camera: format=yuyv|mjpeg|grey; "" when not given (camera.format applies)
+	FPS           float64 // dir: fps=N replays like a camera at N frames a second; 0: every frame decoded, then the end
+	Loop          bool    // dir: start again after the last file (only with fps)
+}
+
+// Frame sizes and replay rates an input may ask for.
+const (
+	minFrameSide = 16
+	maxFrameSide = 8192
+	maxFPS       = 240
+	minFPS       = 0.1
+)
+
+// ParseInput reads one entry of inputs:
+//
+//	stdin
+//	serial:PATH
+//	evdev:PATH
+//	camera:PATH[,size=WIDTHxHEIGHT][,format=yuyv|mjpeg|grey]
+//	dir:PATH[,fps=N[,loop]]
+//
+// PATH is absolute and holds no comma. The error says what was wrong and what to write.
+func ParseInput(s string) (Input, error) {
+	in, msg := parseInput(s)
+	if msg != "" {
+		return Input{}, errors.New(msg)
+	}
+	return in, nil
+}
+
 func checkInput(s string) string {
+	_, msg := parseInput(s)
+	return msg
+}
+
+func parseInput(s string) (Input, string) {
 	if s == "stdin" {
-		return ""
+		return Input{Kind: "stdin"}, ""
 	}
 	for _, k := range inputKinds {
-		if path, ok := strings.CutPrefix(s, k.prefix); ok {
-			if !strings.HasPrefix(path, "/") || strings.ContainsFunc(path, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
-				return fmt.Sprintf("%s: write an absolute path after %s, e.g. %s", quote(s), k.prefix, k.example)
-			}
-			return ""
+		rest, ok := strings.CutPrefix(s, k.prefix)
+		if !ok {
+			continue
 		}
+		in := Input{Kind: strings.TrimSuffix(k.prefix, ":")}
+		path, opts, _ := strings.Cut(rest, ",")
+		if !strings.HasPrefix(path, "/") || strings.ContainsFunc(path, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
+			return Input{}, fmt.Sprintf("%s: write an absolute path after %s, e.g. %s", quote(s), k.prefix, k.example)
+		}
+		in.Path = path
+		if msg := in.options(opts, rest != path); msg != "" {
+			return Input{}, fmt.Sprintf("%s: %s", quote(s), msg)
+		}
+		return in, ""
 	}
 	examples := []string{"stdin"}
 	for _, k := range inputKinds {
 		examples = append(examples, k.example)
 	}
-	return fmt.Sprintf("%s is not an input; write one of %s", quote(s), strings.Join(examples, ", "))
+	return Input{}, fmt.Sprintf("%s is not an input; write one of %s", quote(s), strings.Join(examples, ", "))
+}
+
+// inputOptions are the options each kind takes after its path, with an example of all of them.
+var inputOptions = map[string]struct {
+	names   []string
+	example string
+}{
+	"serial": {nil, "serial:/dev/ttyACM0"},
+	"evdev":  {nil, "evdev:/dev/input/event0"},
+	"camera": {[]string{"size", "format"}, "camera:/dev/video0,size=1280x720,format=mjpeg"},
+	"dir":    {[]string{"fps", "loop"}, "dir:/srv/frames,fps=15,loop"},
+}
+
+// options reads the comma-separated options after the path; given is whether a comma followed the path at all.
+func (in *Input) options(opts string, given bool) string {
+	known := inputOptions[in.Kind]
+	if !given {
+		return ""
+	}
+	if len(known.names) == 0 {
+		return fmt.Sprintf("%s: takes no options in this version; write %s:PATH, e.g. %s", in.Kind, in.Kind, known.example)
+	}
+	seen := map[string]bool{}
+	for _, opt := range strings.Split(opts, ",") {
+		name, val, hasVal := strings.Cut(opt, "=")
+		switch {
+		case opt == "":
+			return "empty option (two commas, or a comma at the end); remove the extra comma"
+		case !slices.Contains(known.names, name):
+			return fmt.Sprintf("unknown option %s for %s: (it takes %s, e.g. %s; a path cannot hold a comma)",
+				quote(name), in.Kind, strings.Join(known.names, " and "), known.example)
+		case seen[name]:
+			return fmt.Sprintf("option %s is given twice; give it once", name)
+		}
+		seen[name] = true
+		if name == "loop" {
+			if hasVal {
+				return "loop takes no value; write just loop, e.g. " + known.example
+			}
+			in.Loop = true
+			continue
+		}
+		if !hasVal || val == "" {
+			return fmt.Sprintf("option %s needs a value, e.g. %s", name, known.example)
+		}
+		var msg string
+		switch name {
+		case "size":
+			in.Width, in.Height, msg = parseFrameSize(val)
+		case "format":
+			in.Format, msg = val, checkFormat(val)
+		case "fps":
+			in.FPS, msg = parseFPS(val)
+		}
+		if msg != "" {
+			return msg
+		}
+	}
+	if in.Loop && in.FPS == 0 {
+		return fmt.Sprintf("loop needs fps=N: without fps a folder is replayed once, every frame decoded, and ends; write e.g. dir:%s,fps=10,loop", in.Path)
+	}
+	return ""
+}
+
+// parseFrameSize reads WIDTHxHEIGHT, e.g. 1280x720.
+func parseFrameSize(s string) (w, h int, msg string) {
+	ws, hs, ok := strings.Cut(strings.ToLower(s), "x")
+	var err1, err2 error
+	if ok {
+		w, err1 = strconv.Atoi(ws)
+		h, err2 = strconv.Atoi(hs)
+	}
+	if !ok || err1 != nil || err2 != nil || strings.ContainsAny(ws+hs, "+-") {
+		return 0, 0, fmt.Sprintf("size %s is not WIDTHxHEIGHT in pixels (write e.g. 1280x720)", quote(s))
+	}
+	if w < minFrameSide || h < minFrameSide || w > maxFrameSide || h > maxFrameSide {
+		return 0, 0, fmt.Sprintf("size %dx%d is out of range (each side %d to %d pixels, e.g. 640x480 or 1280x720)", w, h, minFrameSide, maxFrameSide)
+	}
+	return w, h, ""
+}
+
+// frameFormats are the pixel formats a camera may be asked for.
+var frameFormats = []string{"yuyv", "mjpeg", "grey"}
+
+func checkFormat(s string) string {
+	if slices.Contains(frameFormats, s) {
+		return ""
+	}
+	hint := ""
+	switch l := strings.ToLower(s); {
+	case slices.Contains(frameFormats, l):
+		hint = " (write it in lowercase: " + l + ")"
+	case l == "yuy2" || l == "yuv422" || l == "yuv":
+		hint = " (YUY2 is yuyv)"
+	case l == "jpeg" || l == "jpg" || l == "mjpg":
+		hint = " (write mjpeg)"
+	case l == "gray" || l == "y8" || l == "grey8":
+		hint = " (write grey)"
+	}
+	return fmt.Sprintf("format %s is not supported%s; write yuyv (most USB cameras, uncompressed), mjpeg (large sizes over USB 2) or grey", quote(s), hint)
+}
+
+func parseFPS(s string) (float64, string) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Sprintf("fps %s is not a number of frames a second (write e.g. fps=15)", quote(s))
+	}
+	if f < minFPS || f > maxFPS {
+		return 0, fmt.Sprintf("fps %s is out of range (allowed %g to %d)", clip(s), minFPS, maxFPS)
+	}
+	return f, ""
 }
