@@ -53,11 +53,11 @@ type Uplink struct {
 }
 
 // Camera is how the camera: and dir: inputs capture frames and turn them into scans. An input's own options
-// (camera:/dev/video0,size=1280x720,format=mjpeg) override Size and Format for that camera.
+// (camera:/dev/video0,size=1280x720,format=mjpeg,fps=15) override Size and Format for that camera.
 type Camera struct {
 	Size         string        `yaml:"size"`          // WIDTHxHEIGHT asked of the camera; default "640x480"; 16..8192 each
-	Format       string        `yaml:"format"`        // pixel format asked of the camera: "yuyv" (default), "mjpeg" or "grey"
-	Buffers      int           `yaml:"buffers"`       // driver buffers; default 4; 2..32
+	Format       string        `yaml:"format"`        // pixel format asked of the camera: "auto" (default: YUYV, GREY or MJPEG, the first it offers), "yuyv", "mjpeg" or "grey"
+	Buffers      int           `yaml:"buffers"`       // driver buffers; default 3; 2..4 (more would let a frame wait in the driver)
 	DecodeBudget time.Duration `yaml:"decode_budget"` // most time one frame may take in the QR decoder; default 100ms; 10ms..2s
 	RepeatAfter  time.Duration `yaml:"repeat_after"`  // a code still or again in view within this much frame time is the same scan; default 2s; 100ms..10m
 }
@@ -150,8 +150,8 @@ func DefaultDevice() Device {
 		MaxLineBytes: 4096,
 		Camera: Camera{
 			Size:         "640x480",
-			Format:       "yuyv",
-			Buffers:      4,
+			Format:       "auto",
+			Buffers:      3,
 			DecodeBudget: 100 * time.Millisecond,
 			RepeatAfter:  2 * time.Second,
 		},

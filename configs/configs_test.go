@@ -108,13 +108,13 @@ var deviceBad = []badCase{
 	{"inputs relative", minimal + "inputs: [serial:ttyACM0]\n", `d.yaml:3: inputs[0]: "serial:ttyACM0": write an absolute path after serial:, e.g. serial:/dev/ttyACM0`, ""},
 	{"inputs serial option", minimal + "inputs: [\"serial:/dev/ttyACM0,baud=9600\"]\n", `d.yaml:3: inputs[0]: "serial:/dev/ttyACM0,baud=9600": serial: takes no options in this version; write serial:PATH, e.g. serial:/dev/ttyACM0`, ""},
 	{"inputs camera relative", minimal + "inputs: [camera:video0]\n", `d.yaml:3: inputs[0]: "camera:video0": write an absolute path after camera:, e.g. camera:/dev/video0`, ""},
-	{"inputs camera unknown option", minimal + "inputs:\n  - camera:/dev/video0,fps=30\n", `d.yaml:4: inputs[0]: "camera:/dev/video0,fps=30": unknown option "fps" for camera: (it takes size and format, e.g. camera:/dev/video0,size=1280x720,format=mjpeg; a path cannot hold a comma)`, ""},
+	{"inputs camera unknown option", minimal + "inputs:\n  - camera:/dev/video0,loop\n", `d.yaml:4: inputs[0]: "camera:/dev/video0,loop": unknown option "loop" for camera: (it takes size, format, fps, e.g. camera:/dev/video0,size=1280x720,format=mjpeg,fps=15; a path cannot hold a comma)`, ""},
 	{"inputs camera bad size", minimal + "inputs: [\"camera:/dev/video0,size=big\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size=big": size "big" is not WIDTHxHEIGHT in pixels (write e.g. 1280x720)`, ""},
 	{"inputs camera size range", minimal + "inputs: [\"camera:/dev/video0,size=9000x480\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size=9000x480": size 9000x480 is out of range (each side 16 to 8192 pixels`, ""},
-	{"inputs camera format", minimal + "inputs: [\"camera:/dev/video0,format=YUY2\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,format=YUY2": format "YUY2" is not supported (YUY2 is yuyv); write yuyv`, ""},
+	{"inputs camera format", minimal + "inputs: [\"camera:/dev/video0,format=YUY2\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,format=YUY2": format "YUY2" is not supported (YUY2 is yuyv); write auto`, ""},
 	{"inputs camera size twice", minimal + "inputs: [\"camera:/dev/video0,size=640x480,size=1280x720\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size=640x480,size=1280x720": option size is given twice; give it once`, ""},
 	{"inputs camera trailing comma", minimal + "inputs: [\"camera:/dev/video0,\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,": empty option (two commas, or a comma at the end); remove the extra comma`, ""},
-	{"inputs camera no value", minimal + "inputs: [\"camera:/dev/video0,size\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size": option size needs a value, e.g. camera:/dev/video0,size=1280x720,format=mjpeg`, ""},
+	{"inputs camera no value", minimal + "inputs: [\"camera:/dev/video0,size\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size": option size needs a value, e.g. camera:/dev/video0,size=1280x720,format=mjpeg,fps=15`, ""},
 	{"inputs camera same device", minimal + "inputs:\n  - camera:/dev/video0\n  - camera:/dev/video0,format=mjpeg\n", `d.yaml:5: inputs[1]: "camera:/dev/video0,format=mjpeg" names the same camera as inputs[0] ("camera:/dev/video0"); list each input once, with all its options`, ""},
 	{"inputs dir loop without fps", minimal + "inputs: [\"dir:/srv/frames,loop\"]\n", `d.yaml:3: inputs[0]: "dir:/srv/frames,loop": loop needs fps=N: without fps a folder is replayed once, every frame decoded, and ends; write e.g. dir:/srv/frames,fps=10,loop`, ""},
 	{"inputs dir bad fps", minimal + "inputs: [\"dir:/srv/frames,fps=fast\"]\n", `d.yaml:3: inputs[0]: "dir:/srv/frames,fps=fast": fps "fast" is not a number of frames a second (write e.g. fps=15)`, ""},
@@ -123,9 +123,9 @@ var deviceBad = []badCase{
 	{"inputs dir loop value", minimal + "inputs: [\"dir:/srv/frames,fps=5,loop=yes\"]\n", `d.yaml:3: inputs[0]: "dir:/srv/frames,fps=5,loop=yes": loop takes no value; write just loop`, ""},
 	{"camera size", minimal + "camera:\n  size: 640*480\n", `d.yaml:4: camera.size: "640*480" is not WIDTHxHEIGHT in pixels (write e.g. 1280x720)`, ""},
 	{"camera size small", minimal + "camera:\n  size: 8x8\n", `d.yaml:4: camera.size: 8x8 is out of range (each side 16 to 8192 pixels`, ""},
-	{"camera format", minimal + "camera:\n  format: h264\n", `d.yaml:4: camera.format: "h264" is not supported; write yuyv (most USB cameras, uncompressed), mjpeg (large sizes over USB 2) or grey`, ""},
+	{"camera format", minimal + "camera:\n  format: h264\n", `d.yaml:4: camera.format: "h264" is not supported; write auto (the first the camera offers of yuyv, grey, mjpeg), yuyv (uncompressed), mjpeg (large sizes over USB 2) or grey`, ""},
 	{"camera format case", minimal + "camera:\n  format: MJPEG\n", `d.yaml:4: camera.format: "MJPEG" is not supported (write it in lowercase: mjpeg)`, ""},
-	{"camera buffers", minimal + "camera:\n  buffers: 1\n", "d.yaml:4: camera.buffers: 1 is out of range (allowed 2 to 32)", ""},
+	{"camera buffers", minimal + "camera:\n  buffers: 1\n", "d.yaml:4: camera.buffers: 1 is out of range (allowed 2 to 4)", ""},
 	{"camera decode budget", minimal + "camera:\n  decode_budget: 5s\n", "d.yaml:4: camera.decode_budget: 5s is out of range (allowed 10ms to 2s)", ""},
 	{"camera decode budget unit", minimal + "camera:\n  decode_budget: 100\n", "d.yaml:4: camera.decode_budget: 100 has no unit (write e.g. 5s or 500ms)", ""},
 	{"camera repeat after", minimal + "camera:\n  repeat_after: 0s\n", "d.yaml:4: camera.repeat_after: 0s is out of range (allowed 100ms to 10m)", ""},
@@ -396,7 +396,7 @@ broker: ssl://[::1]:8883
 topic_root: test/run-7/vaora
 inputs: [stdin, "serial:/dev/ttyACM0", evdev:/dev/input/by-id/usb-x-event-kbd, camera:/dev/video0, dir:/tmp/frames]
 max_line_bytes: 0x100
-camera: {size: 1280X720, format: mjpeg, buffers: 8, decode_budget: 250ms, repeat_after: 1m}
+camera: {size: 1280X720, format: mjpeg, buffers: 4, decode_budget: 250ms, repeat_after: 1m}
 uplink: {batch_max: 1_000, resend_after: 1m30s, in_flight: 1}
 storage: {budget: 1 GiB, full_policy: admit}
 `))
@@ -408,7 +408,7 @@ storage: {budget: 1 GiB, full_policy: admit}
 		TopicRoot:    "test/run-7/vaora",
 		Inputs:       []string{"stdin", "serial:/dev/ttyACM0", "evdev:/dev/input/by-id/usb-x-event-kbd", "camera:/dev/video0", "dir:/tmp/frames"},
 		MaxLineBytes: 256,
-		Camera:       Camera{Size: "1280X720", Format: "mjpeg", Buffers: 8, DecodeBudget: 250 * time.Millisecond, RepeatAfter: time.Minute},
+		Camera:       Camera{Size: "1280X720", Format: "mjpeg", Buffers: 4, DecodeBudget: 250 * time.Millisecond, RepeatAfter: time.Minute},
 		Uplink:       Uplink{BatchMax: 1000, ResendAfter: 90 * time.Second, InFlight: 1},
 		Storage:      Storage{Budget: GiB, FullPolicy: "admit"},
 	}
@@ -536,7 +536,7 @@ func TestParseInput(t *testing.T) {
 		"serial:/dev/ttyACM0":     {Kind: "serial", Path: "/dev/ttyACM0"},
 		"evdev:/dev/input/event3": {Kind: "evdev", Path: "/dev/input/event3"},
 		"camera:/dev/video0":      {Kind: "camera", Path: "/dev/video0"},
-		"camera:/dev/video0,size=1280x720,format=mjpeg": {Kind: "camera", Path: "/dev/video0", Width: 1280, Height: 720, Format: "mjpeg"},
+		"camera:/dev/video0,size=1280x720,format=mjpeg,fps=7.5": {Kind: "camera", Path: "/dev/video0", Width: 1280, Height: 720, Format: "mjpeg", FPS: 7.5},
 		"camera:/dev/v4l/by-path/platform-fe980000.usb-usb-0:1.2:1.0-video-index0,format=grey": {Kind: "camera",
 			Path: "/dev/v4l/by-path/platform-fe980000.usb-usb-0:1.2:1.0-video-index0", Format: "grey"},
 		"dir:/srv/frames":              {Kind: "dir", Path: "/srv/frames"},
@@ -552,7 +552,7 @@ func TestParseInput(t *testing.T) {
 		"camera":                 `"camera" is not an input; write one of stdin, serial:/dev/ttyACM0`,
 		"camera:/dev/video0,x=1": `"camera:/dev/video0,x=1": unknown option "x" for camera:`,
 		"dir:/a,fps=1e9":         `"dir:/a,fps=1e9": fps 1e9 is out of range (allowed 0.1 to 240)`,
-		"dir:/a,size=640x480":    `"dir:/a,size=640x480": unknown option "size" for dir: (it takes fps and loop, e.g. dir:/srv/frames,fps=15,loop;`,
+		"dir:/a,size=640x480":    `"dir:/a,size=640x480": unknown option "size" for dir: (it takes fps, loop, e.g. dir:/srv/frames,fps=15,loop;`,
 		"camera:/a,size=-16x16":  `"camera:/a,size=-16x16": size "-16x16" is not WIDTHxHEIGHT`,
 	} {
 		if _, err := ParseInput(in); err == nil || !strings.HasPrefix(err.Error(), want) {

@@ -18,8 +18,8 @@ func FuzzParseDevice(f *testing.F) {
 	f.Add([]byte(minimal + "storage:\n  budget: 1GiB\n  full_policy: admit\n"))
 	f.Add([]byte(minimal + "storage: {budget: 1048577, full_policy: refuse}\n"))
 	f.Add([]byte(minimal + "storage:\n  budget: 0x7fffffffffffffff\n"))
-	f.Add([]byte(minimal + "inputs: [stdin, \"camera:/dev/video0,size=1280x720,format=mjpeg\", \"dir:/srv/frames,fps=15,loop\"]\n"))
-	f.Add([]byte(minimal + "camera:\n  size: 1920x1080\n  format: grey\n  buffers: 32\n  decode_budget: 1.5s\n  repeat_after: 10m\n"))
+	f.Add([]byte(minimal + "inputs: [stdin, \"camera:/dev/video0,size=1280x720,format=mjpeg,fps=30\", \"dir:/srv/frames,fps=15,loop\"]\n"))
+	f.Add([]byte(minimal + "camera:\n  size: 1920x1080\n  format: grey\n  buffers: 2\n  decode_budget: 1.5s\n  repeat_after: 10m\n"))
 	f.Add([]byte(minimal + "camera: {decode_budget: 10ms, repeat_after: 100ms}\n"))
 	for _, c := range deviceBad {
 		if len(c.in) < 4096 {

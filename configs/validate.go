@@ -36,7 +36,7 @@ func (h *Hub) Validate() error {
 // intRanges are the allowed values of the integer keys, by key path.
 var intRanges = map[string][2]int{
 	"max_line_bytes":   {64, 1 << 20},
-	"camera.buffers":   {2, 32},
+	"camera.buffers":   {2, 4},
 	"uplink.batch_max": {1, 1000},
 	"uplink.in_flight": {1, 64},
 }
@@ -399,8 +399,8 @@ type Input struct {
 	Kind          string  // "stdin", "serial", "evdev", "camera" or "dir"
 	Path          string  // the absolute path after the kind (a udev symlink is fine); "" for stdin
 	Width, Height int     // camera: size=WIDTHxHEIGHT; 0 when not given (camera.size applies)
-	Format        string  // camera: format=yuyv|mjpeg|grey; "" when not given (camera.format applies)
-	FPS           float64 // dir: fps=N replays like a camera at N frames a second; 0: every frame decoded, then the end
+	Format        string  // camera: format=auto|yuyv|mjpeg|grey; "" when not given (camera.format applies)
+	FPS           float64 // camera: frames a second asked of it (0: its own rate); dir: fps=N replays like a camera at N frames a second (0: every frame decoded, then the end)
 	Loop          bool    // dir: start again after the last file (only with fps)
 }
 
@@ -417,7 +417,7 @@ const (
 //	stdin
 //	serial:PATH
 //	evdev:PATH
-//	camera:PATH[,size=WIDTHxHEIGHT][,format=yuyv|mjpeg|grey]
+//	camera:PATH[,size=WIDTHxHEIGHT][,format=auto|yuyv|mjpeg|grey][,fps=N]
 //	dir:PATH[,fps=N[,loop]]
 //
 // PATH is absolute and holds no comma. The error says what was wrong and what to write.
@@ -468,7 +468,7 @@ var inputOptions = map[string]struct {
 }{
 	"serial": {nil, "serial:/dev/ttyACM0"},
 	"evdev":  {nil, "evdev:/dev/input/event0"},
-	"camera": {[]string{"size", "format"}, "camera:/dev/video0,size=1280x720,format=mjpeg"},
+	"camera": {[]string{"size", "format", "fps"}, "camera:/dev/video0,size=1280x720,format=mjpeg,fps=15"},
 	"dir":    {[]string{"fps", "loop"}, "dir:/srv/frames,fps=15,loop"},
 }
 
@@ -489,7 +489,7 @@ func (in *Input) options(opts string, given bool) string {
 			return "empty option (two commas, or a comma at the end); remove the extra comma"
 		case !slices.Contains(known.names, name):
 			return fmt.Sprintf("unknown option %s for %s: (it takes %s, e.g. %s; a path cannot hold a comma)",
-				quote(name), in.Kind, strings.Join(known.names, " and "), known.example)
+				quote(name), in.Kind, strings.Join(known.names, ", "), known.example)
 		case seen[name]:
 			return fmt.Sprintf("option %s is given twice; give it once", name)
 		}
@@ -541,7 +541,7 @@ func parseFrameSize(s string) (w, h int, msg string) {
 }
 
 // frameFormats are the pixel formats a camera may be asked for.
-var frameFormats = []string{"yuyv", "mjpeg", "grey"}
+var frameFormats = []string{"auto", "yuyv", "mjpeg", "grey"}
 
 func checkFormat(s string) string {
 	if slices.Contains(frameFormats, s) {
@@ -558,7 +558,7 @@ func checkFormat(s string) string {
 	case l == "gray" || l == "y8" || l == "grey8":
 		hint = " (write grey)"
 	}
-	return fmt.Sprintf("format %s is not supported%s; write yuyv (most USB cameras, uncompressed), mjpeg (large sizes over USB 2) or grey", quote(s), hint)
+	return fmt.Sprintf("format %s is not supported%s; write auto (the first the camera offers of yuyv, grey, mjpeg), yuyv (uncompressed), mjpeg (large sizes over USB 2) or grey", quote(s), hint)
 }
 
 func parseFPS(s string) (float64, string) {
