@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"image"
-	_ "image/jpeg"
-	_ "image/png"
 	"io"
 	"os"
 	"runtime"
@@ -22,7 +18,7 @@ import (
 
 const decodeUsage = `usage: vaoractl decode [--json] FILE...
 
-Reads the QR codes in PNG or JPEG images with the device's decoder, the files in parallel.
+Reads the QR codes in PNG, JPEG or WebP images with the device's decoder, the files in parallel.
 Prints one line per file, in argument order: FILE<TAB>TEXT<TAB>MS, TEXT Go-quoted ("" when no code was read;
 the first code when there are several). With --json, one object per line: {"file","texts":[...],"ms","error"}.
 Exits 1 if a file could not be read.
@@ -122,15 +118,7 @@ func decodeFile(name string) (o decodeOutcome) {
 		o.Error = err.Error()
 		return o
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		if len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP" {
-			err = qr.ErrWebP
-		}
-		o.Error = err.Error()
-		return o
-	}
-	res, err := qr.DecodeImage(context.Background(), img)
+	res, err := qr.DecodeFile(context.Background(), data)
 	if err != nil {
 		o.Error = err.Error()
 		return o

@@ -6,95 +6,160 @@ package qr
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
 
 	"github.com/makiuchi-d/gozxing"
-	multiqr "github.com/makiuchi-d/gozxing/multi/qrcode"
-	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/makiuchi-d/gozxing/qrcode/detector"
 )
 
 // Result is one code read from a frame.
 type Result struct {
 	Text  string
-	Stage string // the stage of the retry chain that read it: "hybrid", "global", "inverted" or "rescaled"
-}
-
-// stage is one attempt of the retry chain; the cheap, usually successful ones come first.
-type stage struct {
-	name   string
-	source func(lum []byte, w, h, stride int) (gozxing.LuminanceSource, error)
-	binar  func(gozxing.LuminanceSource) gozxing.Binarizer
+	Stage string // the stage of the retry chain that read it: "hybrid", "global", "inverted", "rescaled" or "enlarged"
 }
 
 func planar(lum []byte, w, h, stride int) (gozxing.LuminanceSource, error) {
 	return gozxing.NewPlanarYUVLuminanceSource(lum, stride, h, 0, 0, w, h, false)
 }
 
-var chain = []stage{
-	{"hybrid", planar, gozxing.NewHybridBinarizer},
-	{"global", planar, gozxing.NewGlobalHistgramBinarizer},
-	{"inverted", func(lum []byte, w, h, stride int) (gozxing.LuminanceSource, error) {
-		src, err := planar(lum, w, h, stride)
-		if err != nil {
-			return nil, err
-		}
-		return src.Invert(), nil
-	}, gozxing.NewHybridBinarizer},
-	{"rescaled", func(lum []byte, w, h, stride int) (gozxing.LuminanceSource, error) {
-		// Halving merges the noise of a close, large code or a high-resolution photo into clean modules.
-		half, hw, hh := halve(lum, w, h, stride)
-		return planar(half, hw, hh, hw)
-	}, gozxing.NewHybridBinarizer},
-}
-
-var hints = map[gozxing.DecodeHintType]interface{}{
-	gozxing.DecodeHintType_TRY_HARDER:       true,
-	gozxing.DecodeHintType_POSSIBLE_FORMATS: []gozxing.BarcodeFormat{gozxing.BarcodeFormat_QR_CODE},
-}
+// smallArea is the size up to which a whole picture is enlarged in the last stage (a 320×320 crop or image).
+const smallArea = 400 * 400
 
 // Decode reads every QR code it can find in a luminance plane of width×height bytes, rows stride bytes apart.
 // The stages run in turn until one reads something; ctx's deadline is checked between stages, so a frame costs
 // at most one stage beyond it. No code found is not an error: the result is empty.
+//
+// The chain: the hybrid (local) binariser, which reads most codes; the global histogram, for soft, blurred
+// pictures; inverted, for light-on-dark screens; halved, for a close, noisy code; and enlarged — the region where
+// finder patterns were seen (or a small picture whole) scaled up 2×, so modules of 2–3 pixels and slightly bent
+// codes sample cleanly. A frame with no finder-pattern candidate at all skips the enlarged stage: the time goes
+// where a code is likely.
 func Decode(ctx context.Context, lum []byte, width, height, stride int) ([]Result, error) {
 	if width <= 0 || height <= 0 || stride < width || len(lum) < stride*(height-1)+width {
 		return nil, fmt.Errorf("qr: %d bytes do not hold a %d×%d plane with stride %d", len(lum), width, height, stride)
 	}
-	for _, st := range chain {
+	src, err := planar(lum, width, height, stride)
+	if err != nil {
+		return nil, fmt.Errorf("qr: %w", err)
+	}
+	var seen []*detector.FinderPattern
+	attempt := func(name string, src gozxing.LuminanceSource, binar func(gozxing.LuminanceSource) gozxing.Binarizer) ([]Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		src, err := st.source(lum, width, height, stride)
-		if err != nil {
-			return nil, fmt.Errorf("qr: %s: %w", st.name, err)
+		res, cands := decodeBitmap(ctx, src, binar)
+		if name == "hybrid" || name == "global" {
+			seen = append(seen, cands...)
 		}
-		if res := decodeBitmap(src, st.binar); len(res) > 0 {
-			out := make([]Result, len(res))
-			for i, r := range res {
-				out[i] = Result{Text: r.GetText(), Stage: st.name}
-			}
-			return out, nil
+		out := make([]Result, len(res))
+		for i, r := range res {
+			out[i] = Result{Text: r.text, Stage: name}
+		}
+		return out, nil
+	}
+	for _, st := range []struct {
+		name  string
+		src   func() gozxing.LuminanceSource
+		binar func(gozxing.LuminanceSource) gozxing.Binarizer
+	}{
+		{"hybrid", func() gozxing.LuminanceSource { return src }, gozxing.NewHybridBinarizer},
+		{"global", func() gozxing.LuminanceSource { return src }, gozxing.NewGlobalHistgramBinarizer},
+		{"inverted", func() gozxing.LuminanceSource { return src.Invert() }, gozxing.NewHybridBinarizer},
+		{"rescaled", func() gozxing.LuminanceSource {
+			half, hw, hh := halve(lum, width, height, stride)
+			s, _ := planar(half, hw, hh, hw)
+			return s
+		}, gozxing.NewHybridBinarizer},
+	} {
+		if st.name == "rescaled" && (width < 80 || height < 80) {
+			continue
+		}
+		res, err := attempt(st.name, st.src(), st.binar)
+		if err != nil || len(res) > 0 {
+			return res, err
+		}
+	}
+	roi, ok := regionOfInterest(seen, width, height)
+	if !ok {
+		return nil, nil
+	}
+	big, bw, bh := enlarge(lum, stride, roi)
+	bsrc, err := planar(big, bw, bh, bw)
+	if err != nil {
+		return nil, fmt.Errorf("qr: enlarged: %w", err)
+	}
+	for _, binar := range []func(gozxing.LuminanceSource) gozxing.Binarizer{gozxing.NewHybridBinarizer, gozxing.NewGlobalHistgramBinarizer} {
+		res, err := attempt("enlarged", bsrc, binar)
+		if err != nil || len(res) > 0 {
+			return res, err
 		}
 	}
 	return nil, nil
 }
 
-// decodeBitmap tries the multi reader (several codes in one frame) and then the single reader, whose detector
-// finds some codes the multi detector misses.
-func decodeBitmap(src gozxing.LuminanceSource, binar func(gozxing.LuminanceSource) gozxing.Binarizer) []*gozxing.Result {
-	bmp, err := gozxing.NewBinaryBitmap(binar(src))
+// regionOfInterest is the part of the picture worth enlarging: all of a small picture, or the box around the
+// finder-pattern candidates the earlier stages saw, with a margin, if that box is small enough.
+func regionOfInterest(cands []*detector.FinderPattern, w, h int) (image.Rectangle, bool) {
+	all := image.Rect(0, 0, w, h)
+	if w*h <= smallArea {
+		return all, true
+	}
+	if len(cands) < 2 {
+		return image.Rectangle{}, false
+	}
+	var r image.Rectangle
+	for i, c := range cands {
+		m := int(c.GetEstimatedModuleSize()*16) + 4 // the pattern and the quiet zone around it
+		b := image.Rect(int(c.GetX())-m, int(c.GetY())-m, int(c.GetX())+m, int(c.GetY())+m)
+		if i == 0 {
+			r = b
+		} else {
+			r = r.Union(b)
+		}
+	}
+	r = r.Intersect(all)
+	if r.Dx()*r.Dy() > smallArea || r.Empty() {
+		return image.Rectangle{}, false
+	}
+	return r, true
+}
+
+// enlarge scales the region r of the plane up 2× with bilinear interpolation into a new buffer.
+func enlarge(lum []byte, stride int, r image.Rectangle) ([]byte, int, int) {
+	w, h := r.Dx(), r.Dy()
+	ow, oh := 2*w, 2*h
+	out := make([]byte, ow*oh)
+	at := func(x, y int) int {
+		x, y = min(max(x, 0), w-1), min(max(y, 0), h-1)
+		return int(lum[(r.Min.Y+y)*stride+r.Min.X+x])
+	}
+	for y := 0; y < h; y++ {
+		o0 := out[2*y*ow : (2*y+1)*ow]
+		o1 := out[(2*y+1)*ow : (2*y+2)*ow]
+		for x := 0; x < w; x++ {
+			// Output pixel centres sit at ±¼ of an input pixel from the input centre.
+			p, e, s, se := at(x, y), at(x+1, y), at(x, y+1), at(x+1, y+1)
+			n, wv, nw, sw := at(x, y-1), at(x-1, y), at(x-1, y-1), at(x-1, y+1)
+			ne := at(x+1, y-1)
+			o0[2*x] = byte((9*p + 3*wv + 3*n + nw + 8) / 16)
+			o0[2*x+1] = byte((9*p + 3*e + 3*n + ne + 8) / 16)
+			o1[2*x] = byte((9*p + 3*wv + 3*s + sw + 8) / 16)
+			o1[2*x+1] = byte((9*p + 3*e + 3*s + se + 8) / 16)
+		}
+	}
+	return out, ow, oh
+}
+
+// decodeBitmap binarises the source and reads every code in it with vaora's own detection stage (detect.go); it
+// also returns the finder-pattern candidates it saw.
+func decodeBitmap(ctx context.Context, src gozxing.LuminanceSource, binar func(gozxing.LuminanceSource) gozxing.Binarizer) ([]found, []*detector.FinderPattern) {
+	bm, err := binar(src).GetBlackMatrix()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	if res, err := multiqr.NewQRCodeMultiReader().DecodeMultiple(bmp, hints); err == nil && len(res) > 0 {
-		return res
-	}
-	if r, err := qrcode.NewQRCodeReader().Decode(bmp, hints); err == nil {
-		return []*gozxing.Result{r}
-	}
-	return nil
+	return detectCodes(ctx, bm)
 }
 
 // halve box-filters the plane down to half its size into a new buffer.
@@ -133,9 +198,6 @@ func YUYV(dst, frame []byte, width, height, stride int) ([]byte, error) {
 	return dst, nil
 }
 
-// ErrWebP is returned for WebP files: this build has no WebP decoder (golang.org/x/image/webp is not a dependency).
-var ErrWebP = errors.New("qr: WebP images are not supported by this build; convert to PNG or JPEG")
-
 // DecodeImage turns any image into luminance (ITU-R BT.601, as the camera's Y plane) and decodes it as Decode does.
 func DecodeImage(ctx context.Context, img image.Image) ([]Result, error) {
 	lum, w, h := Luminance(img)
@@ -156,17 +218,59 @@ func Luminance(img image.Image) ([]byte, int, int) {
 		for y := 0; y < h; y++ {
 			copy(lum[y*w:(y+1)*w], m.Y[y*m.YStride:])
 		}
+	case *image.RGBA: // premultiplied alpha
+		for y := 0; y < h; y++ {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			out := lum[y*w : (y+1)*w]
+			for x := range out {
+				p := row[4*x : 4*x+4 : 4*x+4]
+				bg := 255 - uint32(p[3]) // transparent pixels count as white paper behind the code
+				out[x] = grey8(uint32(p[0])+bg, uint32(p[1])+bg, uint32(p[2])+bg)
+			}
+		}
+	case *image.NRGBA:
+		for y := 0; y < h; y++ {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			out := lum[y*w : (y+1)*w]
+			for x := range out {
+				p := row[4*x : 4*x+4 : 4*x+4]
+				a := uint32(p[3])
+				bg := 255 - a
+				out[x] = grey8((uint32(p[0])*a+127)/255+bg, (uint32(p[1])*a+127)/255+bg, (uint32(p[2])*a+127)/255+bg)
+			}
+		}
+	case *image.Paletted:
+		var pal [256]byte
+		for i, c := range m.Palette {
+			pal[i] = greyOf(c)
+		}
+		for y := 0; y < h; y++ {
+			row := m.Pix[y*m.Stride : y*m.Stride+w]
+			out := lum[y*w : (y+1)*w]
+			for x, i := range row {
+				out[x] = pal[i]
+			}
+		}
 	default:
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
-				r, g, bl, a := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-				// Transparent pixels count as white paper behind the code.
-				r, g, bl = r+0xffff-a, g+0xffff-a, bl+0xffff-a
-				lum[y*w+x] = color.GrayModel.Convert(color.RGBA64{R: clamp(r), G: clamp(g), B: clamp(bl), A: 0xffff}).(color.Gray).Y
+				lum[y*w+x] = greyOf(img.At(b.Min.X+x, b.Min.Y+y))
 			}
 		}
 	}
 	return lum, w, h
+}
+
+// grey8 is color.GrayModel's BT.601 weighting on 8-bit components (each at most 255).
+func grey8(r, g, b uint32) byte {
+	return byte((19595*min(r, 255) + 38470*min(g, 255) + 7471*min(b, 255) + 1<<15) >> 16)
+}
+
+// greyOf is the luminance of any colour, composed over white.
+func greyOf(c color.Color) byte {
+	r, g, bl, a := c.RGBA()
+	r, g, bl = r+0xffff-a, g+0xffff-a, bl+0xffff-a
+	return color.GrayModel.Convert(color.RGBA64{R: clamp(r), G: clamp(g), B: clamp(bl), A: 0xffff}).(color.Gray).Y
 }
 
 func clamp(v uint32) uint16 {

@@ -258,7 +258,11 @@ func TestCorpus(t *testing.T) {
 	if exact < corpusFloor {
 		t.Errorf("%d exact decodes, fewer than the floor %d", exact, corpusFloor)
 	}
+	if misread > 0 {
+		t.Errorf("%d misreads: a wrong text is worse than none", misread)
+	}
 }
 
-// corpusFloor is the measured count of exact decodes on qrcode-1..6 (163 of 179), less a small margin.
-const corpusFloor = 157
+// corpusFloor is issue 4's goal for exact decodes on qrcode-1..6 (measured: 169 of 179; the decoder is
+// deterministic without a deadline, so any loss is a regression).
+const corpusFloor = 168

@@ -1,0 +1,204 @@
+package qr
+
+import (
+	"context"
+	"math"
+	"sort"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/common"
+	"github.com/makiuchi-d/gozxing/qrcode/decoder"
+	"github.com/makiuchi-d/gozxing/qrcode/detector"
+)
+
+// This file is vaora's own detection stage, built on gozxing's lower-level parts (the finder-pattern cross checks,
+// the perspective sampler and the decoder). gozxing's detectors pick finder-pattern triples by trying every triple
+// of candidates, which is cubic in the candidates: a textured frame (printed text, tiles, a phone's moiré) yields
+// hundreds and stalls the reader for seconds. Here the candidates are capped, only the best-confirmed take part in
+// the search, and several triples are tried in order of how square they are, not only the best one, so a false
+// candidate near a real code does not hide it.
+
+const (
+	maxCandidates = 80 // a frame with more is a decoy storm: the row scan stops there
+	maxSelect     = 24 // the best-confirmed candidates that take part in the triple search (2,024 triples at most)
+	maxTriples    = 8  // triples sampled and decoded per bitmap
+)
+
+// found is one code read by detectCodes, with where its finder patterns were.
+type found struct {
+	text    string
+	centers [3]gozxing.ResultPoint
+}
+
+// finderCandidates scans the bitmap's rows for the 1:1:3:1:1 run ratio of a finder pattern and keeps those that
+// pass gozxing's vertical, horizontal and diagonal cross checks. It stops at maxCandidates.
+func finderCandidates(ctx context.Context, bm *gozxing.BitMatrix) []*detector.FinderPattern {
+	f := detector.NewFinderPatternFinder(bm, nil)
+	maxI, maxJ := bm.GetHeight(), bm.GetWidth()
+	skip := 2
+	if maxI < 300 {
+		skip = 1 // small images: every row counts
+	}
+	stateCount := make([]int, 5)
+	for i := skip - 1; i < maxI; i += skip {
+		if i%64 == 0 && ctx.Err() != nil {
+			break
+		}
+		if len(f.GetPossibleCenters()) >= maxCandidates {
+			break
+		}
+		clear(stateCount)
+		state := 0
+		for j := 0; j < maxJ; j++ {
+			if bm.Get(j, i) {
+				if state&1 == 1 {
+					state++
+				}
+				stateCount[state]++
+				continue
+			}
+			if state&1 == 1 {
+				stateCount[state]++
+				continue
+			}
+			if state != 4 {
+				state++
+				stateCount[state]++
+				continue
+			}
+			if detector.FinderPatternFinder_foundPatternCross(stateCount) && f.HandlePossibleCenter(stateCount, i, j) {
+				state = 0
+				clear(stateCount)
+				continue
+			}
+			// Not a pattern: keep the last black-white pair as the start of the next try.
+			stateCount[0], stateCount[1], stateCount[2], stateCount[3], stateCount[4] = stateCount[2], stateCount[3], stateCount[4], 1, 0
+			state = 3
+		}
+		if detector.FinderPatternFinder_foundPatternCross(stateCount) {
+			f.HandlePossibleCenter(stateCount, i, maxJ)
+		}
+	}
+	return f.GetPossibleCenters()
+}
+
+type triple struct {
+	bl, tl, tr *detector.FinderPattern
+	score      float64
+}
+
+// bestTriples orders candidate triples by how close they come to an isosceles right triangle of similar finder
+// patterns, a plausible number of modules apart.
+func bestTriples(cands []*detector.FinderPattern) []triple {
+	if len(cands) < 3 {
+		return nil
+	}
+	c := append([]*detector.FinderPattern(nil), cands...)
+	sort.SliceStable(c, func(i, j int) bool { return c[i].GetCount() > c[j].GetCount() })
+	if len(c) > maxSelect {
+		c = c[:maxSelect]
+	}
+	var out []triple
+	for i := 0; i < len(c)-2; i++ {
+		for j := i + 1; j < len(c)-1; j++ {
+			for k := j + 1; k < len(c); k++ {
+				a, b, d := c[i], c[j], c[k]
+				lo := math.Min(a.GetEstimatedModuleSize(), math.Min(b.GetEstimatedModuleSize(), d.GetEstimatedModuleSize()))
+				hi := math.Max(a.GetEstimatedModuleSize(), math.Max(b.GetEstimatedModuleSize(), d.GetEstimatedModuleSize()))
+				if hi > lo*1.5 {
+					continue
+				}
+				p0, p1, p2 := gozxing.ResultPoint_OrderBestPatterns(a, b, d)
+				bl, tl, tr := p0.(*detector.FinderPattern), p1.(*detector.FinderPattern), p2.(*detector.FinderPattern)
+				dA := gozxing.ResultPoint_Distance(tl, bl)
+				dB := gozxing.ResultPoint_Distance(tl, tr)
+				dC := gozxing.ResultPoint_Distance(bl, tr)
+				mod := (a.GetEstimatedModuleSize() + b.GetEstimatedModuleSize() + d.GetEstimatedModuleSize()) / 3
+				// Finder centres are dimension-7 modules apart: versions 1 to 40 span 14 to 170.
+				if n := (dA + dB) / (2 * mod); n < 10 || n > 180 {
+					continue
+				}
+				sides := math.Abs(dA-dB) / math.Min(dA, dB)
+				right := math.Abs(dC-math.Hypot(dA, dB)) / dC
+				if sides > 0.5 || right > 0.35 {
+					continue
+				}
+				out = append(out, triple{bl, tl, tr, sides + right + (hi/lo - 1)})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].score < out[j].score })
+	return out
+}
+
+// detectCodes reads every code it can from one bitmap: triples in order of quality, each sampled as gozxing's
+// detector does (with the alignment pattern) and, if that fails, without it and with the neighbouring versions'
+// sizes. A finder pattern that took part in a read is not used again.
+func detectCodes(ctx context.Context, bm *gozxing.BitMatrix) ([]found, []*detector.FinderPattern) {
+	cands := finderCandidates(ctx, bm)
+	triples := bestTriples(cands)
+	used := map[*detector.FinderPattern]bool{}
+	var out []found
+	tried := 0
+	for _, t := range triples {
+		if tried >= maxTriples || ctx.Err() != nil {
+			break
+		}
+		if used[t.bl] || used[t.tl] || used[t.tr] {
+			continue
+		}
+		tried++
+		if text, ok := sampleAndDecode(bm, t); ok {
+			used[t.bl], used[t.tl], used[t.tr] = true, true, true
+			out = append(out, found{text: text, centers: [3]gozxing.ResultPoint{t.bl, t.tl, t.tr}})
+		}
+	}
+	return out, cands
+}
+
+var decodeHints map[gozxing.DecodeHintType]interface{}
+
+func sampleAndDecode(bm *gozxing.BitMatrix, t triple) (string, bool) {
+	dec := decoder.NewDecoder()
+	try := func(bits *gozxing.BitMatrix) (string, bool) {
+		r, err := dec.Decode(bits, decodeHints)
+		if err != nil {
+			return "", false
+		}
+		return r.GetText(), true
+	}
+	info := detector.NewFinderPatternInfo(t.bl, t.tl, t.tr)
+	var dim int
+	if res, err := detector.NewDetector(bm).ProcessFinderPatternInfo(info); err == nil {
+		if text, ok := try(res.GetBits()); ok {
+			return text, true
+		}
+		dim = res.GetBits().GetWidth()
+	}
+	// Without the alignment pattern, and with the sizes next to the estimate: a bent or curved code throws the
+	// alignment search and the dimension estimate off by a version.
+	mod := (t.bl.GetEstimatedModuleSize() + t.tl.GetEstimatedModuleSize() + t.tr.GetEstimatedModuleSize()) / 3
+	est := int(math.Round((gozxing.ResultPoint_Distance(t.tl, t.tr)+gozxing.ResultPoint_Distance(t.tl, t.bl))/(2*mod))) + 7
+	est = est - (est-17)%4 // dimensions are 17 + 4·version
+	dims := []int{dim, est, est + 4, est - 4}
+	seen := map[int]bool{}
+	for _, d := range dims {
+		if d < 21 || d > 177 || seen[d] {
+			continue
+		}
+		seen[d] = true
+		bits, err := sample(bm, t, d)
+		if err != nil {
+			continue
+		}
+		if text, ok := try(bits); ok {
+			return text, true
+		}
+	}
+	return "", false
+}
+
+func sample(bm *gozxing.BitMatrix, t triple, dim int) (*gozxing.BitMatrix, error) {
+	var tr *common.PerspectiveTransform = detector.Detector_createTransform(t.tl, t.tr, t.bl, nil, dim)
+	return detector.Detector_sampleGrid(bm, tr, dim)
+}
