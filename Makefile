@@ -5,7 +5,7 @@ DEMO_DIR  ?= .demo
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e bench-device bench-ingest fault clean
+.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e bench-device bench-ingest bench-decode fault clean
 
 all: build
 
@@ -61,6 +61,12 @@ bench-device:
 bench-ingest:
 	VAORA_BENCH_INGEST=1 VAORA_BENCH_RATE=50000 $(GO) test -count=5 -v -timeout 30m -run TestIngestLoad ./cmd/vaorahub/
 	VAORA_BENCH_INGEST=1 $(GO) test -count=5 -v -timeout 30m -run TestIngestLoad ./cmd/vaorahub/
+
+## bench-decode: decode quality and speed beside ZXingReader and zbarimg on the zxing-java corpus, and per-frame
+## times on the recorded 640×480 YUYV frames (needs zxing-cpp-tools and zbar-tools).
+bench-decode:
+	VAORA_BENCH=1 $(GO) test -count=1 -v -timeout 20m -run TestBenchDecodeCorpus ./cmd/vaoractl/ | grep -E 'corpus|time over|MISREAD|not read'
+	VAORA_BENCH=1 $(GO) test -count=1 -v -timeout 20m -run TestFrameTimes ./scanner/qr/ | grep -E 'frame times|recorded'
 
 ## race: the race detector needs cgo (gcc).
 race:

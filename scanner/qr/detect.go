@@ -66,6 +66,9 @@ func finderCandidates(ctx context.Context, bm *gozxing.BitMatrix) []*detector.Fi
 				stateCount[state]++
 				continue
 			}
+			if len(f.GetPossibleCenters()) >= maxCandidates {
+				break
+			}
 			if detector.FinderPatternFinder_foundPatternCross(stateCount) && f.HandlePossibleCenter(stateCount, i, j) {
 				state = 0
 				clear(stateCount)
@@ -75,7 +78,7 @@ func finderCandidates(ctx context.Context, bm *gozxing.BitMatrix) []*detector.Fi
 			stateCount[0], stateCount[1], stateCount[2], stateCount[3], stateCount[4] = stateCount[2], stateCount[3], stateCount[4], 1, 0
 			state = 3
 		}
-		if detector.FinderPatternFinder_foundPatternCross(stateCount) {
+		if len(f.GetPossibleCenters()) < maxCandidates && detector.FinderPatternFinder_foundPatternCross(stateCount) {
 			f.HandlePossibleCenter(stateCount, i, maxJ)
 		}
 	}
