@@ -40,6 +40,7 @@ func finderCandidates(ctx context.Context, bm *gozxing.BitMatrix) []*detector.Fi
 		skip = 1 // small images: every row counts
 	}
 	stateCount := make([]int, 5)
+	row := gozxing.NewBitArray(maxJ)
 	for i := skip - 1; i < maxI; i += skip {
 		if i%64 == 0 && ctx.Err() != nil {
 			break
@@ -49,8 +50,10 @@ func finderCandidates(ctx context.Context, bm *gozxing.BitMatrix) []*detector.Fi
 		}
 		clear(stateCount)
 		state := 0
+		row = bm.GetRow(i, row)
+		bits := row.GetBitArray()
 		for j := 0; j < maxJ; j++ {
-			if bm.Get(j, i) {
+			if bits[j>>5]&(1<<(j&31)) != 0 {
 				if state&1 == 1 {
 					state++
 				}
