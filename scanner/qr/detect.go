@@ -99,7 +99,13 @@ func bestTriples(cands []*detector.FinderPattern) []triple {
 	if len(cands) < 3 {
 		return nil
 	}
-	c := append([]*detector.FinderPattern(nil), cands...)
+	// A real finder pattern is crossed by several scanned rows; one seen once is usually noise or texture.
+	var c []*detector.FinderPattern
+	for _, p := range cands {
+		if p.GetCount() >= 2 {
+			c = append(c, p)
+		}
+	}
 	sort.SliceStable(c, func(i, j int) bool { return c[i].GetCount() > c[j].GetCount() })
 	if len(c) > maxSelect {
 		c = c[:maxSelect]
@@ -154,7 +160,8 @@ func detectCodes(ctx context.Context, bm *gozxing.BitMatrix) ([]found, []*detect
 			continue
 		}
 		tried++
-		if text, ok := sampleAndDecode(bm, t); ok {
+		// Only the likeliest triples get the slower retries (no alignment pattern, neighbouring sizes).
+		if text, ok := sampleAndDecode(bm, t, tried <= 2); ok {
 			used[t.bl], used[t.tl], used[t.tr] = true, true, true
 			out = append(out, found{text: text, centers: [3]gozxing.ResultPoint{t.bl, t.tl, t.tr}})
 		}
@@ -164,7 +171,7 @@ func detectCodes(ctx context.Context, bm *gozxing.BitMatrix) ([]found, []*detect
 
 var decodeHints map[gozxing.DecodeHintType]interface{}
 
-func sampleAndDecode(bm *gozxing.BitMatrix, t triple) (string, bool) {
+func sampleAndDecode(bm *gozxing.BitMatrix, t triple, retries bool) (string, bool) {
 	dec := decoder.NewDecoder()
 	try := func(bits *gozxing.BitMatrix) (string, bool) {
 		r, err := dec.Decode(bits, decodeHints)
@@ -180,6 +187,9 @@ func sampleAndDecode(bm *gozxing.BitMatrix, t triple) (string, bool) {
 			return text, true
 		}
 		dim = res.GetBits().GetWidth()
+	}
+	if !retries {
+		return "", false
 	}
 	// Without the alignment pattern, and with the sizes next to the estimate: a bent or curved code throws the
 	// alignment search and the dimension estimate off by a version.

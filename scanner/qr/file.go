@@ -216,20 +216,23 @@ func unfilter(kind byte, cur, prev []byte, bpp int) error {
 			cur[i] += byte((int(cur[i-bpp]) + int(prev[i])) / 2)
 		}
 	case 4: // Paeth
-		for i := 0; i < bpp; i++ {
+		for i := 0; i < bpp && i < len(cur); i++ {
 			cur[i] += prev[i]
 		}
+		// The channels of a pixel are independent chains: going pixel by pixel lets the processor overlap them.
+		// The choice compiles to conditional moves, as a photo's rows make branches unpredictable.
+		prev = prev[:len(cur)]
 		for i := bpp; i < len(cur); i++ {
 			a, b, c := int32(cur[i-bpp]), int32(prev[i]), int32(prev[i-bpp])
-			pa, pb, pc := b-c, a-c, a+b-2*c
-			pa = (pa ^ pa>>31) - pa>>31
-			pb = (pb ^ pb>>31) - pb>>31
-			pc = (pc ^ pc>>31) - pc>>31
+			pa, pb := b-c, a-c
+			pc := pa + pb
+			pa, pb, pc = (pa^(pa>>31))-(pa>>31), (pb^(pb>>31))-(pb>>31), (pc^(pc>>31))-(pc>>31)
 			pred := c
-			if pa <= pb && pa <= pc {
-				pred = a
-			} else if pb <= pc {
+			if pb <= pc {
 				pred = b
+			}
+			if pa <= min(pb, pc) {
+				pred = a
 			}
 			cur[i] += byte(pred)
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"time"
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode/detector"
@@ -24,8 +25,15 @@ func planar(lum []byte, w, h, stride int) (gozxing.LuminanceSource, error) {
 	return gozxing.NewPlanarYUVLuminanceSource(lum, stride, h, 0, 0, w, h, false)
 }
 
-// smallArea is the size up to which a whole picture is enlarged in the last stage (a 320×320 crop or image).
+var traceStage func(string, time.Duration, int)
+
+// smallArea is the size up to which a whole picture, or the region around candidates, is enlarged in the last stage.
 const smallArea = 400 * 400
+
+// maxEnlargeCandidates: with more finder-pattern candidates than this (the hybrid and global stages together, each
+// seen in two rows or more: one code gives three per stage, six in all) the frame is texture, not a code, and is
+// not enlarged.
+const maxEnlargeCandidates = 9
 
 // Decode reads every QR code it can find in a luminance plane of width×height bytes, rows stride bytes apart.
 // The stages run in turn until one reads something; ctx's deadline is checked between stages, so a frame costs
@@ -40,63 +48,86 @@ func Decode(ctx context.Context, lum []byte, width, height, stride int) ([]Resul
 	if width <= 0 || height <= 0 || stride < width || len(lum) < stride*(height-1)+width {
 		return nil, fmt.Errorf("qr: %d bytes do not hold a %d×%d plane with stride %d", len(lum), width, height, stride)
 	}
-	src, err := planar(lum, width, height, stride)
-	if err != nil {
-		return nil, fmt.Errorf("qr: %w", err)
-	}
 	var seen []*detector.FinderPattern
-	attempt := func(name string, src gozxing.LuminanceSource, binar func(gozxing.LuminanceSource) gozxing.Binarizer) ([]Result, error) {
+	lastConfirmed := 0 // confirmed candidates of the last attempt
+	attempt := func(name string, binarise func() (*gozxing.BitMatrix, error)) ([]Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		res, cands := decodeBitmap(ctx, src, binar)
-		if name == "hybrid" || name == "global" {
-			seen = append(seen, cands...)
+		t0 := time.Now()
+		bm, err := binarise()
+		if err != nil {
+			// A binariser's only refusal: the picture has no usable contrast (a black or flat frame).
+			return nil, nil
 		}
+		res, cands := detectCodes(ctx, bm)
+		if traceStage != nil {
+			traceStage(name, time.Since(t0), len(cands))
+		}
+		confirmed := 0
+		for _, c := range cands {
+			if c.GetCount() >= 2 {
+				confirmed++
+				if name == "hybrid" || name == "global" {
+					seen = append(seen, c)
+				}
+			}
+		}
+		lastConfirmed = confirmed
 		out := make([]Result, len(res))
 		for i, r := range res {
 			out[i] = Result{Text: r.text, Stage: name}
 		}
 		return out, nil
 	}
+	global := func(lum []byte, w, h, stride int) func() (*gozxing.BitMatrix, error) {
+		return func() (*gozxing.BitMatrix, error) {
+			src, err := planar(lum, w, h, stride)
+			if err != nil {
+				return nil, err
+			}
+			return gozxing.NewGlobalHistgramBinarizer(src).GetBlackMatrix()
+		}
+	}
 	for _, st := range []struct {
-		name  string
-		src   func() gozxing.LuminanceSource
-		binar func(gozxing.LuminanceSource) gozxing.Binarizer
+		name     string
+		binarise func() (*gozxing.BitMatrix, error)
 	}{
-		{"hybrid", func() gozxing.LuminanceSource { return src }, gozxing.NewHybridBinarizer},
-		{"global", func() gozxing.LuminanceSource { return src }, gozxing.NewGlobalHistgramBinarizer},
-		{"inverted", func() gozxing.LuminanceSource { return src.Invert() }, gozxing.NewHybridBinarizer},
-		{"rescaled", func() gozxing.LuminanceSource {
+		{"hybrid", func() (*gozxing.BitMatrix, error) { return hybrid(lum, width, height, stride, false) }},
+		{"global", global(lum, width, height, stride)},
+		{"inverted", func() (*gozxing.BitMatrix, error) { return hybrid(lum, width, height, stride, true) }},
+		{"rescaled", func() (*gozxing.BitMatrix, error) {
 			half, hw, hh := halve(lum, width, height, stride)
-			s, _ := planar(half, hw, hh, hw)
-			return s
-		}, gozxing.NewHybridBinarizer},
+			return hybrid(half, hw, hh, hw, false)
+		}},
 	} {
 		if st.name == "rescaled" && (width < 80 || height < 80) {
 			continue
 		}
-		res, err := attempt(st.name, st.src(), st.binar)
+		if st.name == "inverted" && len(seen) >= 3 {
+			continue // finder patterns of normal polarity are in view: the code is not a light-on-dark one
+		}
+		res, err := attempt(st.name, st.binarise)
 		if err != nil || len(res) > 0 {
 			return res, err
 		}
 	}
 	roi, ok := regionOfInterest(seen, width, height)
-	if !ok {
+	if !ok || len(seen) > maxEnlargeCandidates {
+		// Nothing like a finder pattern, or many look-alikes (tiles, print, a decoy storm): enlarging will not help.
 		return nil, nil
 	}
 	big, bw, bh := enlarge(lum, stride, roi)
-	bsrc, err := planar(big, bw, bh, bw)
-	if err != nil {
-		return nil, fmt.Errorf("qr: enlarged: %w", err)
+	res, err := attempt("enlarged", func() (*gozxing.BitMatrix, error) { return hybrid(big, bw, bh, bw, false) })
+	if err != nil || len(res) > 0 {
+		return res, err
 	}
-	for _, binar := range []func(gozxing.LuminanceSource) gozxing.Binarizer{gozxing.NewHybridBinarizer, gozxing.NewGlobalHistgramBinarizer} {
-		res, err := attempt("enlarged", bsrc, binar)
-		if err != nil || len(res) > 0 {
-			return res, err
-		}
+	if width*height > smallArea && (lastConfirmed < 3 || lastConfirmed > 6) {
+		// A camera frame's region gets the second binariser only when it looks like one or two codes, to keep
+		// the frame's time bounded.
+		return nil, nil
 	}
-	return nil, nil
+	return attempt("enlarged", global(big, bw, bh, bw))
 }
 
 // regionOfInterest is the part of the picture worth enlarging: all of a small picture, or the box around the
@@ -111,7 +142,7 @@ func regionOfInterest(cands []*detector.FinderPattern, w, h int) (image.Rectangl
 	}
 	var r image.Rectangle
 	for i, c := range cands {
-		m := int(c.GetEstimatedModuleSize()*16) + 4 // the pattern and the quiet zone around it
+		m := int(c.GetEstimatedModuleSize()*12) + 4 // the pattern, the code beside it and the quiet zone
 		b := image.Rect(int(c.GetX())-m, int(c.GetY())-m, int(c.GetX())+m, int(c.GetY())+m)
 		if i == 0 {
 			r = b
@@ -126,40 +157,36 @@ func regionOfInterest(cands []*detector.FinderPattern, w, h int) (image.Rectangl
 	return r, true
 }
 
-// enlarge scales the region r of the plane up 2× with bilinear interpolation into a new buffer.
+// enlarge scales the region r of the plane up 2× with bilinear interpolation into a new buffer: each output pixel
+// is 9:3:3:1 of its four nearest input pixels (the output centres sit a quarter pixel from the input centres).
 func enlarge(lum []byte, stride int, r image.Rectangle) ([]byte, int, int) {
 	w, h := r.Dx(), r.Dy()
 	ow, oh := 2*w, 2*h
 	out := make([]byte, ow*oh)
-	at := func(x, y int) int {
-		x, y = min(max(x, 0), w-1), min(max(y, 0), h-1)
-		return int(lum[(r.Min.Y+y)*stride+r.Min.X+x])
+	row := func(y int) []byte {
+		y = min(max(y, 0), h-1)
+		return lum[(r.Min.Y+y)*stride+r.Min.X : (r.Min.Y+y)*stride+r.Min.X+w]
 	}
+	// hv holds, per input column, 3×this row + the neighbouring row (above for the upper output row, below for
+	// the lower one); the horizontal pass then mixes 3:1 with the neighbouring column.
+	up, down := make([]int, w+2), make([]int, w+2)
 	for y := 0; y < h; y++ {
-		o0 := out[2*y*ow : (2*y+1)*ow]
-		o1 := out[(2*y+1)*ow : (2*y+2)*ow]
+		above, cur, below := row(y-1), row(y), row(y+1)
 		for x := 0; x < w; x++ {
-			// Output pixel centres sit at ±¼ of an input pixel from the input centre.
-			p, e, s, se := at(x, y), at(x+1, y), at(x, y+1), at(x+1, y+1)
-			n, wv, nw, sw := at(x, y-1), at(x-1, y), at(x-1, y-1), at(x-1, y+1)
-			ne := at(x+1, y-1)
-			o0[2*x] = byte((9*p + 3*wv + 3*n + nw + 8) / 16)
-			o0[2*x+1] = byte((9*p + 3*e + 3*n + ne + 8) / 16)
-			o1[2*x] = byte((9*p + 3*wv + 3*s + sw + 8) / 16)
-			o1[2*x+1] = byte((9*p + 3*e + 3*s + se + 8) / 16)
+			c := 3 * int(cur[x])
+			up[x+1], down[x+1] = c+int(above[x]), c+int(below[x])
+		}
+		up[0], down[0], up[w+1], down[w+1] = up[1], down[1], up[w], down[w]
+		o0, o1 := out[2*y*ow:(2*y+1)*ow], out[(2*y+1)*ow:(2*y+2)*ow]
+		for x := 0; x < w; x++ {
+			u, d := 3*up[x+1], 3*down[x+1]
+			o0[2*x] = byte((u + up[x] + 8) >> 4)
+			o0[2*x+1] = byte((u + up[x+2] + 8) >> 4)
+			o1[2*x] = byte((d + down[x] + 8) >> 4)
+			o1[2*x+1] = byte((d + down[x+2] + 8) >> 4)
 		}
 	}
 	return out, ow, oh
-}
-
-// decodeBitmap binarises the source and reads every code in it with vaora's own detection stage (detect.go); it
-// also returns the finder-pattern candidates it saw.
-func decodeBitmap(ctx context.Context, src gozxing.LuminanceSource, binar func(gozxing.LuminanceSource) gozxing.Binarizer) ([]found, []*detector.FinderPattern) {
-	bm, err := binar(src).GetBlackMatrix()
-	if err != nil {
-		return nil, nil
-	}
-	return detectCodes(ctx, bm)
 }
 
 // halve box-filters the plane down to half its size into a new buffer.
