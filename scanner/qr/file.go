@@ -141,12 +141,15 @@ func pngLuminance(data []byte) ([]byte, int, int, error) {
 		return nil, 0, 0, fmt.Errorf("PNG: %d bytes of image data cannot hold a %d×%d picture", packed, w, h)
 	}
 	bpp := map[byte]int{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
-	zr := io.MultiReader(sliceReaders(idat)...)
-	var hdr [2]byte
-	if _, err := io.ReadFull(zr, hdr[:]); err != nil || hdr[0]&0x0f != 8 || (uint16(hdr[0])<<8|uint16(hdr[1]))%31 != 0 {
+	z := idat[0]
+	if len(idat) > 1 {
+		z = bytes.Join(idat, nil)
+	}
+	if len(z) < 2 || z[0]&0x0f != 8 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 {
 		return nil, 0, 0, errors.New("PNG: image data is not zlib")
 	}
-	fr := flate.NewReader(zr)
+	// A bytes.Reader is an io.ByteReader, so flate reads it directly, without a bufio layer.
+	fr := flate.NewReader(bytes.NewReader(z[2:]))
 	defer fr.Close()
 	rowLen := w * bpp
 	cur, prev := make([]byte, rowLen+1), make([]byte, rowLen+1)
@@ -186,14 +189,6 @@ func pngLuminance(data []byte) ([]byte, int, int, error) {
 		cur, prev = prev, cur
 	}
 	return lum, w, h, nil
-}
-
-func sliceReaders(parts [][]byte) []io.Reader {
-	rs := make([]io.Reader, len(parts))
-	for i, b := range parts {
-		rs[i] = bytes.NewReader(b)
-	}
-	return rs
 }
 
 // unfilter reverses one PNG row filter in place; prev is the previous row, already unfiltered (zeros for the first).
