@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/common"
 	"github.com/makiuchi-d/gozxing/qrcode/decoder"
 	"github.com/makiuchi-d/gozxing/qrcode/detector"
 )
@@ -191,30 +190,57 @@ func sampleAndDecode(bm *gozxing.BitMatrix, t triple, retries bool) (string, boo
 	if !retries {
 		return "", false
 	}
-	// Without the alignment pattern, and with the sizes next to the estimate: a bent or curved code throws the
-	// alignment search and the dimension estimate off by a version.
+	// With the sizes next to the estimate (a tilted or bent code throws the dimension estimate off by a version;
+	// gozxing gives up on an estimate between two versions), each with the alignment pattern searched for at that
+	// size and, failing that, without it.
 	mod := (t.bl.GetEstimatedModuleSize() + t.tl.GetEstimatedModuleSize() + t.tr.GetEstimatedModuleSize()) / 3
 	est := int(math.Round((gozxing.ResultPoint_Distance(t.tl, t.tr)+gozxing.ResultPoint_Distance(t.tl, t.bl))/(2*mod))) + 7
 	est = est - (est-17)%4 // dimensions are 17 + 4·version
-	dims := []int{dim, est, est + 4, est - 4}
 	seen := map[int]bool{}
-	for _, d := range dims {
+	for _, d := range []int{dim, est, est + 4, est - 4, est + 8} { // finders look bigger on a tilted card
 		if d < 21 || d > 177 || seen[d] {
 			continue
 		}
 		seen[d] = true
-		bits, err := sample(bm, t, d)
-		if err != nil {
-			continue
+		if d != dim {
+			if ap := alignment(bm, t, d, mod); ap != nil {
+				if bits, err := detector.Detector_sampleGrid(bm, detector.Detector_createTransform(t.tl, t.tr, t.bl, ap, d), d); err == nil {
+					if text, ok := try(bits); ok {
+						return text, true
+					}
+				}
+			}
 		}
-		if text, ok := try(bits); ok {
-			return text, true
+		if bits, err := detector.Detector_sampleGrid(bm, detector.Detector_createTransform(t.tl, t.tr, t.bl, nil, d), d); err == nil {
+			if text, ok := try(bits); ok {
+				return text, true
+			}
 		}
 	}
 	return "", false
 }
 
-func sample(bm *gozxing.BitMatrix, t triple, dim int) (*gozxing.BitMatrix, error) {
-	var tr *common.PerspectiveTransform = detector.Detector_createTransform(t.tl, t.tr, t.bl, nil, dim)
-	return detector.Detector_sampleGrid(bm, tr, dim)
+// alignment looks for the bottom-right alignment pattern of a code of dimension dim, as gozxing's detector does
+// for the dimension it estimates itself.
+func alignment(bm *gozxing.BitMatrix, t triple, dim int, mod float64) *detector.AlignmentPattern {
+	v, err := decoder.Version_GetProvisionalVersionForDimension(dim)
+	if err != nil || len(v.GetAlignmentPatternCenters()) == 0 {
+		return nil
+	}
+	brX := t.tr.GetX() - t.tl.GetX() + t.bl.GetX()
+	brY := t.tr.GetY() - t.tl.GetY() + t.bl.GetY()
+	k := 1 - 3/float64(v.GetDimensionForVersion()-7)
+	ex, ey := int(t.tl.GetX()+k*(brX-t.tl.GetX())), int(t.tl.GetY()+k*(brY-t.tl.GetY()))
+	for f := 4; f <= 16; f *= 2 {
+		a := int(float64(f) * mod)
+		x0, x1 := max(ex-a, 0), min(ex+a, bm.GetWidth()-1)
+		y0, y1 := max(ey-a, 0), min(ey+a, bm.GetHeight()-1)
+		if float64(x1-x0) < 3*mod || float64(y1-y0) < 3*mod {
+			return nil
+		}
+		if ap, err := detector.NewAlignmentPatternFinder(bm, x0, y0, x1-x0, y1-y0, mod, nil).Find(); err == nil {
+			return ap
+		}
+	}
+	return nil
 }
