@@ -429,11 +429,6 @@ func ParseInput(s string) (Input, error) {
 	return in, nil
 }
 
-func checkInput(s string) string {
-	_, msg := parseInput(s)
-	return msg
-}
-
 func parseInput(s string) (Input, string) {
 	if s == "stdin" {
 		return Input{Kind: "stdin"}, ""
