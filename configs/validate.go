@@ -518,6 +518,15 @@ func (in *Input) options(opts string, given bool) string {
 	return ""
 }
 
+// ParseFrameSize reads a frame size as camera.size and size= write it: WIDTHxHEIGHT in pixels, e.g. 1280x720.
+func ParseFrameSize(s string) (width, height int, err error) {
+	w, h, msg := parseFrameSize(s)
+	if msg != "" {
+		return 0, 0, errors.New(msg)
+	}
+	return w, h, nil
+}
+
 // parseFrameSize reads WIDTHxHEIGHT, e.g. 1280x720.
 func parseFrameSize(s string) (w, h int, msg string) {
 	ws, hs, ok := strings.Cut(strings.ToLower(s), "x")

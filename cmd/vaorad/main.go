@@ -15,10 +15,12 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vaora/vaora/configs"
+	"github.com/vaora/vaora/scanner/camera"
 	"github.com/vaora/vaora/scanner/clock"
 	"github.com/vaora/vaora/scanner/feedback"
 	"github.com/vaora/vaora/scanner/gate"
@@ -63,7 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
 	var ins inputs
-	fs.Var(&ins, "input", "input source, repeatable: stdin (later serial:PATH, evdev:PATH, camera:/dev/videoN, dir:PATH)")
+	fs.Var(&ins, "input", "input source, repeatable: stdin, camera:/dev/videoN[,size=WxH][,format=auto|yuyv|mjpeg|grey][,fps=N],\n"+
+		"dir:PATH[,fps=N[,loop]] (a folder of frames replayed as a camera); serial:PATH and evdev:PATH in a later version")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
@@ -105,8 +108,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	for _, in := range cfg.Inputs {
-		if in != "stdin" {
-			return usageError{fmt.Errorf("input %q: this version reads only stdin (a handheld reader in keyboard mode types into it)", in)}
+		if p, _ := configs.ParseInput(in); p.Kind == "serial" || p.Kind == "evdev" {
+			return usageError{fmt.Errorf("input %q: %s: inputs are not read in this version; use stdin (a handheld reader in keyboard mode types into it), camera:/dev/videoN or dir:PATH", in, p.Kind)}
 		}
 	}
 	var level slog.Level
@@ -117,6 +120,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+
+	sources := make([]gate.Source, len(cfg.Inputs))
+	for i, in := range cfg.Inputs {
+		p, _ := configs.ParseInput(in)
+		if p.Kind == "stdin" {
+			sources[i] = handheld.NewLineReader(stdin, cfg.MaxLineBytes)
+			continue
+		}
+		frames, err := openFrames(p, cfg.Camera, log.With("component", "camera", "input", in))
+		if err != nil {
+			return err
+		}
+		// Decoded codes take the handheld reader's path: the gate below.
+		pl := camera.NewPipeline(ctx, frames, camera.PipelineOptions{DecodeBudget: cfg.Camera.DecodeBudget,
+			RepeatAfter: cfg.Camera.RepeatAfter, StatsEvery: 15 * time.Minute,
+			Log: log.With("component", "camera", "input", in)})
+		defer pl.Close()
+		sources[i] = pl
+	}
 
 	storageBudget, fullPolicy := int64(cfg.Storage.Budget), cfg.Storage.FullPolicy
 	var up *uplink.Uplink
@@ -134,7 +156,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer ob.Close()
 	st := ob.Stats()
 	log.Info("vaorad started", "device", cfg.DeviceID, "epoch", ob.Epoch().String(), "pending", st.Pending,
-		"storage_level", st.Level, "broker", cfg.Broker, "topic_root", cfg.TopicRoot, "direction", cfg.Direction)
+		"storage_level", st.Level, "broker", cfg.Broker, "topic_root", cfg.TopicRoot, "direction", cfg.Direction,
+		"inputs", cfg.Inputs)
 
 	up = uplink.New(uplink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Topics: wire.Topics{Root: cfg.TopicRoot},
 		BatchMax: cfg.Uplink.BatchMax, InFlight: cfg.Uplink.InFlight, ResendAfter: cfg.Uplink.ResendAfter,
@@ -156,14 +179,60 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return up.Run(ectx) })
-	for _, in := range cfg.Inputs {
-		src := handheld.NewLineReader(stdin, cfg.MaxLineBytes)
-		// A source that ends (EOF on stdin) ends alone; the daemon keeps syncing until it is told to stop.
-		eg.Go(func() error { return g.Run(ectx, in, src) })
+	for i, in := range cfg.Inputs {
+		// A source that ends (EOF on stdin, the end of a replayed folder) ends alone; the daemon keeps syncing until
+		// it is told to stop.
+		eg.Go(func() error { return g.Run(ectx, in, sources[i]) })
 	}
 	err = eg.Wait()
 	log.Info("vaorad stopped")
 	return err
+}
+
+// openFrames opens a camera: or dir: input. A folder that is missing or holds no frames, and a camera that is
+// there but cannot give what the config asks, are usage errors (exit 2: restarting does not help). A camera that is
+// not there yet is waited for: the source reports it and opens it once it appears.
+func openFrames(in configs.Input, cc configs.Camera, log *slog.Logger) (camera.FrameSource, error) {
+	if in.Kind == "dir" {
+		d, err := camera.OpenDir(in.Path, camera.DirOptions{FPS: in.FPS, Live: in.FPS > 0, Loop: in.Loop, Log: log})
+		if err != nil {
+			return nil, usageError{fmt.Errorf("input dir:%s: %w", in.Path, err)}
+		}
+		return d, nil
+	}
+	w, h := in.Width, in.Height
+	if w == 0 {
+		w, h, _ = configs.ParseFrameSize(cc.Size) // validated
+	}
+	format := cc.Format
+	if in.Format != "" {
+		format = in.Format
+	}
+	if _, err := os.Stat(in.Path); err != nil {
+		log.Warn("camera not found; waiting for it to appear", "device", in.Path, "cameras_found", camerasFound())
+	}
+	c, err := camera.OpenV4L2(in.Path, camera.V4L2Options{Width: w, Height: h, Format: pixelFormats[format],
+		Buffers: cc.Buffers, FPS: float32(in.FPS)}, log)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("input camera:%s: %w (cameras found: %s)", in.Path, err, camerasFound())}
+	}
+	return c, nil
+}
+
+// pixelFormats maps the config's formats to the camera's; auto is 0, the driver's choice.
+var pixelFormats = map[string]camera.PixelFormat{"auto": 0, "yuyv": camera.YUYV, "grey": camera.GREY, "mjpeg": camera.MJPEG}
+
+// camerasFound lists the V4L2 devices here, for messages about a camera that is not where the config says.
+func camerasFound() string {
+	var found []string
+	for _, pattern := range []string{"/dev/video*", "/dev/v4l/by-id/*"} {
+		m, _ := filepath.Glob(pattern)
+		found = append(found, m...)
+	}
+	if len(found) == 0 {
+		return "none"
+	}
+	return strings.Join(found, ", ")
 }
 
 // recorder commits a gate's scan to the outbox, then hands it to the uplink's live lane.
