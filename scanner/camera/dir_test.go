@@ -272,3 +272,91 @@ func TestDirLoopOfBrokenFiles(t *testing.T) {
 		t.Fatalf("NextFrame = %v", err)
 	}
 }
+
+// recordedFrames is scanner/qr's folder of recorded camera frames (NAME-640x480.yuyv.gz, made-up codes under
+// camera damage), which a Dir replays as it stands.
+const recordedFrames = "../qr/testdata/frames"
+
+// TestDirRecordedFrames: a folder of recorded camera frames, replayed through Dir and the Pipeline, reads exactly
+// what qr.Decode reads from each frame on its own, in the same order: the replay and the pipeline lose nothing and
+// add nothing.
+func TestDirRecordedFrames(t *testing.T) {
+	if _, err := os.Stat(recordedFrames); err != nil {
+		t.Skipf("no recorded frames: %v", err)
+	}
+	src, err := OpenDir(recordedFrames, DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	frames := 0
+	for _, f := range src.files {
+		r, err := os.Open(filepath.Join(recordedFrames, f.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, err := gzip.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(z)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lum, err := qr.YUYV(nil, data, f.width, f.height, 2*f.width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := qr.Decode(context.Background(), lum, f.width, f.height, f.width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			want = append(want, r.Text)
+		}
+		frames++
+	}
+	// Frames 100 ms apart and a 100 ms window: every frame's codes are passed on, repeats included.
+	p := NewPipeline(context.Background(), src, PipelineOptions{DecodeBudget: 10 * time.Second, RepeatAfter: 100 * time.Millisecond})
+	defer p.Close()
+	got, err := drain(t, p)
+	if err != io.EOF || !slices.Equal(got, want) {
+		t.Fatalf("replay read %d codes, %v; qr.Decode reads %d:\n got %q\nwant %q", len(got), err, len(want), got, want)
+	}
+	st := p.Stats()
+	if st.Frames != uint64(frames) || st.Decoded != uint64(frames) || st.Errors != 0 || len(want) < frames/2 {
+		t.Errorf("stats %+v; want all %d frames decoded without error, and codes in at least half of them", st, frames)
+	}
+	t.Logf("%d recorded frames, %d codes; decode p50 %v, p99 %v, max %v", frames, len(got), st.DecodeP50, st.DecodeP99, st.DecodeMax)
+}
+
+// BenchmarkDirPipeline: recorded 640×480 YUYV frames through the whole camera path of a lossless replay (gunzip,
+// luminance copy, decode, repeat window); ns/frame is what one frame costs end to end.
+func BenchmarkDirPipeline(b *testing.B) {
+	if _, err := os.Stat(recordedFrames); err != nil {
+		b.Skipf("no recorded frames: %v", err)
+	}
+	var frames uint64
+	var worst time.Duration
+	for b.Loop() {
+		src, err := OpenDir(recordedFrames, DirOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := NewPipeline(context.Background(), src, PipelineOptions{DecodeBudget: time.Second})
+		for {
+			if _, err := p.Next(context.Background()); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+		st := p.Stats()
+		frames += st.Frames
+		worst = max(worst, st.DecodeMax)
+		p.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
+	b.ReportMetric(float64(worst.Microseconds())/1000, "max-decode-ms")
+}
