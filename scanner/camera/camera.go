@@ -95,3 +95,12 @@ func (f Frame) Luma(dst []byte) (lum []byte, width, height, stride int, err erro
 	}
 	return nil, 0, 0, 0, fmt.Errorf("camera: frame %d has unknown pixel format %v", f.Seq, f.Format)
 }
+
+// V4L2Options says what to ask of a V4L2 camera. The camera may give something else: what it gives is logged and
+// used.
+type V4L2Options struct {
+	Width, Height int         // 0, 0 → 640×480; the nearest size the camera lists is asked for
+	Format        PixelFormat // 0 → the first the camera offers of YUYV, GREY, MJPEG
+	Buffers       int         // driver buffers: 0 → 3, clamped to 2..4 so a frame is never many frames old
+	FPS           float32     // 0 → the camera's default
+}

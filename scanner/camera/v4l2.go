@@ -18,15 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// V4L2Options says what to ask of a V4L2 camera. The camera may give something else: what it gives is logged and
-// used.
-type V4L2Options struct {
-	Width, Height int         // 0, 0 → 640×480; the nearest size the camera lists is asked for
-	Format        PixelFormat // 0 → the first the camera offers of YUYV, GREY, MJPEG
-	Buffers       int         // driver buffers: 0 → 3, clamped to 2..4 so a frame is never many frames old
-	FPS           float32     // 0 → the camera's default
-}
-
 // V4L2Stats counts what happened at the camera since the source was made.
 type V4L2Stats struct {
 	Frames   uint64 // frames delivered by NextFrame
