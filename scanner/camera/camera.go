@@ -6,6 +6,7 @@ package camera
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -104,3 +105,23 @@ type V4L2Options struct {
 	Buffers       int         // driver buffers: 0 → 3, clamped to 2..4 so a frame is never many frames old
 	FPS           float32     // 0 → the camera's default
 }
+
+// sleepUntil waits for t, for ctx to end (its error) or for done to close (errClosed); a nil done never closes.
+func sleepUntil(ctx context.Context, done <-chan struct{}, t time.Time) error {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-done:
+		return errClosed
+	}
+}
+
+var errClosed = errors.New("closed")

@@ -205,7 +205,7 @@ func (d *Dir) NextFrame(ctx context.Context) (Frame, error) {
 			if d.start.IsZero() {
 				d.start = time.Now()
 			}
-			if err := d.sleepUntil(ctx, d.start.Add(f.Time)); err != nil {
+			if err := sleepUntil(ctx, nil, d.start.Add(f.Time)); err != nil {
 				return Frame{}, err
 			}
 		}
@@ -367,21 +367,6 @@ func (d *Dir) closeRaw() {
 	if d.raw != nil {
 		d.raw.f.Close()
 		d.raw = nil
-	}
-}
-
-func (d *Dir) sleepUntil(ctx context.Context, t time.Time) error {
-	wait := time.Until(t)
-	if wait <= 0 {
-		return nil
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

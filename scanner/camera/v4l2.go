@@ -253,20 +253,13 @@ func (c *V4L2) errClosed() error { return fmt.Errorf("camera %s: %w", c.path, fs
 
 // sleepUntil waits for t, or for ctx or Close.
 func (c *V4L2) sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return nil
+	if err := sleepUntil(ctx, c.done, t); err != nil {
+		if ctx.Err() == nil {
+			return c.errClosed()
+		}
+		return err
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.done:
-		return c.errClosed()
-	}
+	return nil
 }
 
 // connect opens the device, agrees a format and starts streaming.

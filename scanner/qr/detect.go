@@ -23,11 +23,8 @@ const (
 	maxTriples    = 8  // triples sampled and decoded per bitmap
 )
 
-// found is one code read by detectCodes, with where its finder patterns were.
-type found struct {
-	text    string
-	centers [3]gozxing.ResultPoint
-}
+// found is one code read by detectCodes.
+type found struct{ text string }
 
 // finderCandidates scans the bitmap's rows for the 1:1:3:1:1 run ratio of a finder pattern and keeps those that
 // pass gozxing's vertical, horizontal and diagonal cross checks. It stops at maxCandidates.
@@ -162,7 +159,7 @@ func detectCodes(ctx context.Context, bm *gozxing.BitMatrix) ([]found, []*detect
 		// Only the likeliest triples get the slower retries (no alignment pattern, neighbouring sizes).
 		if text, ok := sampleAndDecode(bm, t, tried <= 2); ok {
 			used[t.bl], used[t.tl], used[t.tr] = true, true, true
-			out = append(out, found{text: text, centers: [3]gozxing.ResultPoint{t.bl, t.tl, t.tr}})
+			out = append(out, found{text: text})
 		}
 	}
 	return out, cands

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"time"
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode/detector"
@@ -24,8 +23,6 @@ type Result struct {
 func planar(lum []byte, w, h, stride int) (gozxing.LuminanceSource, error) {
 	return gozxing.NewPlanarYUVLuminanceSource(lum, stride, h, 0, 0, w, h, false)
 }
-
-var traceStage func(string, time.Duration, int)
 
 // smallArea is the size up to which a whole picture, or the region around candidates, is enlarged in the last stage.
 const smallArea = 400 * 400
@@ -54,16 +51,12 @@ func Decode(ctx context.Context, lum []byte, width, height, stride int) ([]Resul
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
 		bm, err := binarise()
 		if err != nil {
 			// A binariser's only refusal: the picture has no usable contrast (a black or flat frame).
 			return nil, nil
 		}
 		res, cands := detectCodes(ctx, bm)
-		if traceStage != nil {
-			traceStage(name, time.Since(t0), len(cands))
-		}
 		confirmed := 0
 		for _, c := range cands {
 			if c.GetCount() >= 2 {
