@@ -40,6 +40,8 @@ type Device struct {
 	TopicRoot    string   `yaml:"topic_root"`     // default "vaora/v1"; MQTT topic without wildcards, no leading/trailing slash
 	Inputs       []string `yaml:"inputs"`         // default ["stdin"]; stdin, or serial:, evdev:, camera:, dir: followed by an absolute path and options (ParseInput)
 	MaxLineBytes int      `yaml:"max_line_bytes"` // longest code accepted from a text source; default 4096; 64..1048576
+	Keys         string   `yaml:"keys"`           // directory of service.pub, authority.pub, subject.key and issuer*.pub; default /etc/vaora/keys
+	Reader       Reader   `yaml:"reader"`
 	Camera       Camera   `yaml:"camera"`
 	Uplink       Uplink   `yaml:"uplink"`
 	Storage      Storage  `yaml:"storage"`
@@ -50,6 +52,14 @@ type Uplink struct {
 	BatchMax    int           `yaml:"batch_max"`    // entries per MQTT message; default 100; 1..1000
 	ResendAfter time.Duration `yaml:"resend_after"` // resend unacked batches after this; default 5s; 100ms..10m; written as "5s"
 	InFlight    int           `yaml:"in_flight"`    // batches published but not yet acked; default 4; 1..64
+}
+
+// Reader is how serial: and evdev: inputs (handheld and fixed readers) are read. An input's own options
+// (serial:/dev/ttyACM0,115200 or evdev:/dev/input/event0,layout=de) override Baud and Layout for that reader.
+type Reader struct {
+	Baud             int    `yaml:"baud"`              // serial line speed; default 9600; 1200..4000000 (14400 seen on some CDC readers)
+	FallbackEncoding string `yaml:"fallback_encoding"` // bytes that are not UTF-8: "none" (default: rejected, "reader is not in UTF-8 mode") or "windows-1258"
+	Layout           string `yaml:"layout"`            // keyboard layout a keyboard-wedge reader types in: "us" (default), "de" or "fr"
 }
 
 // Camera is how the camera: and dir: inputs capture frames and turn them into scans. An input's own options
@@ -137,6 +147,7 @@ type Hub struct {
 	TopicRoot  string `yaml:"topic_root"`  // default "vaora/v1"
 	ShareGroup string `yaml:"share_group"` // MQTT shared-subscription group of the ingest workers; default "ingest"
 	WorkerID   string `yaml:"worker_id"`   // default: hostname-pid, computed by the caller when empty (left empty here)
+	Keys       string `yaml:"keys"`        // directory of the hub's keys: service*.key (opens what readers seal); default /etc/vaora-hub/keys
 }
 
 // DefaultDevice returns vaorad's defaults. DeviceID and Broker have none, so it does not pass Validate by itself.
@@ -148,6 +159,8 @@ func DefaultDevice() Device {
 		TopicRoot:    "vaora/v1",
 		Inputs:       []string{"stdin"},
 		MaxLineBytes: 4096,
+		Keys:         "/etc/vaora/keys",
+		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Camera: Camera{
 			Size:         "640x480",
 			Format:       "auto",
@@ -175,6 +188,7 @@ func DefaultHub() Hub {
 		DB:         "sqlite:/var/lib/vaora-hub/hub.db",
 		TopicRoot:  "vaora/v1",
 		ShareGroup: "ingest",
+		Keys:       "/etc/vaora-hub/keys",
 	}
 }
 

@@ -26,7 +26,7 @@ type badCase struct {
 
 var deviceBad = []badCase{
 	{"misspelt key", "devise_id: gate-1\nbroker: tcp://h:1883\n",
-		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, camera, uplink, storage)", ""},
+		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, camera, uplink, storage)", ""},
 	{"unknown nested key", minimal + "uplink:\n  batchmax: 5\n", "d.yaml:4: uplink.batchmax: unknown key (did you mean batch_max? known keys: batch_max, resend_after, in_flight)", ""},
 	{"odd key quoted", minimal + "\"a b\": 1\n", `d.yaml:3: "a b": unknown key (known keys: `, ""},
 	{"duplicate key", minimal + "site: a\nsite: b\n", "d.yaml:4: site: duplicate key (first set on line 3); keep only one", ""},
@@ -106,7 +106,12 @@ var deviceBad = []badCase{
 	{"inputs unknown", minimal + "inputs:\n  - stdin\n  - usb:/dev/x\n", `d.yaml:5: inputs[1]: "usb:/dev/x" is not an input; write one of stdin, serial:/dev/ttyACM0, evdev:/dev/input/event0, camera:/dev/video0, dir:/var/spool/vaora`, ""},
 	{"inputs twice", minimal + "inputs:\n  - stdin\n  - stdin\n", `d.yaml:5: inputs[1]: "stdin" is listed twice (also inputs[0])`, ""},
 	{"inputs relative", minimal + "inputs: [serial:ttyACM0]\n", `d.yaml:3: inputs[0]: "serial:ttyACM0": write an absolute path after serial:, e.g. serial:/dev/ttyACM0`, ""},
-	{"inputs serial option", minimal + "inputs: [\"serial:/dev/ttyACM0,baud=9600\"]\n", `d.yaml:3: inputs[0]: "serial:/dev/ttyACM0,baud=9600": serial: takes no options in this version; write serial:PATH, e.g. serial:/dev/ttyACM0`, ""},
+	{"inputs serial baud", minimal + "inputs: [\"serial:/dev/ttyACM0,baud=96\"]\n", `d.yaml:3: inputs[0]: "serial:/dev/ttyACM0,baud=96": baud "96" is not a line speed from 1200 to 4000000 (write e.g. serial:/dev/ttyACM0,115200; the reader's manual gives its rate)`, ""},
+	{"inputs serial bare baud", minimal + "inputs: [\"serial:/dev/ttyACM0,9600x\"]\n", `d.yaml:3: inputs[0]: "serial:/dev/ttyACM0,9600x": unknown option "9600x" for serial:`, ""},
+	{"inputs evdev layout", minimal + "inputs: [\"evdev:/dev/input/event0,layout=azerty\"]\n", `d.yaml:3: inputs[0]: "evdev:/dev/input/event0,layout=azerty": layout "azerty" is not supported; write us, de or fr`, ""},
+	{"reader fallback", minimal + "reader: {fallback_encoding: cp1258}\n", `d.yaml:3: reader.fallback_encoding: "cp1258" is not supported; write none`, ""},
+	{"reader baud", minimal + "reader: {baud: 100}\n", `d.yaml:3: reader.baud: 100 is out of range (allowed 1200 to 4000000)`, ""},
+	{"keys relative", minimal + "keys: keys\n", `d.yaml:3: keys: `, ""},
 	{"inputs camera relative", minimal + "inputs: [camera:video0]\n", `d.yaml:3: inputs[0]: "camera:video0": write an absolute path after camera:, e.g. camera:/dev/video0`, ""},
 	{"inputs camera unknown option", minimal + "inputs:\n  - camera:/dev/video0,loop\n", `d.yaml:4: inputs[0]: "camera:/dev/video0,loop": unknown option "loop" for camera: (it takes size, format, fps, e.g. camera:/dev/video0,size=1280x720,format=mjpeg,fps=15; a path cannot hold a comma)`, ""},
 	{"inputs camera bad size", minimal + "inputs: [\"camera:/dev/video0,size=big\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size=big": size "big" is not WIDTHxHEIGHT in pixels (write e.g. 1280x720)`, ""},
@@ -191,7 +196,7 @@ func laughsInList() string {
 }
 
 var hubBad = []badCase{
-	{"misspelt key", "htp: 127.0.0.1:80\n", "h.yaml:1: htp: unknown key (did you mean http? known keys: http, mqtt_listen, broker, db, topic_root, share_group, worker_id)", ""},
+	{"misspelt key", "htp: 127.0.0.1:80\n", "h.yaml:1: htp: unknown key (did you mean http? known keys: http, mqtt_listen, broker, db, topic_root, share_group, worker_id, keys)", ""},
 	{"http url", "http: http://0.0.0.0:8080\n", `h.yaml:1: http: "http://0.0.0.0:8080" is a URL; write only HOST:PORT, e.g. 127.0.0.1:8080`, ""},
 	{"http port only", "http: 8080\n", `h.yaml:1: http: "8080" is not HOST:PORT (write e.g. 127.0.0.1:8080, or :8080 for all interfaces)`, ""},
 	{"http named port", "http: \":http\"\n", `h.yaml:1: http: ":http": port "http" is not a number from 0 to 65535`, ""},
@@ -408,6 +413,8 @@ storage: {budget: 1 GiB, full_policy: admit}
 		TopicRoot:    "test/run-7/vaora",
 		Inputs:       []string{"stdin", "serial:/dev/ttyACM0", "evdev:/dev/input/by-id/usb-x-event-kbd", "camera:/dev/video0", "dir:/tmp/frames"},
 		MaxLineBytes: 256,
+		Keys:         "/etc/vaora/keys",
+		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Camera:       Camera{Size: "1280X720", Format: "mjpeg", Buffers: 4, DecodeBudget: 250 * time.Millisecond, RepeatAfter: time.Minute},
 		Uplink:       Uplink{BatchMax: 1000, ResendAfter: 90 * time.Second, InFlight: 1},
 		Storage:      Storage{Budget: GiB, FullPolicy: "admit"},

@@ -36,6 +36,7 @@ func (h *Hub) Validate() error {
 // intRanges are the allowed values of the integer keys, by key path.
 var intRanges = map[string][2]int{
 	"max_line_bytes":   {64, 1 << 20},
+	"reader.baud":      {minBaud, maxBaud},
 	"camera.buffers":   {2, 4},
 	"uplink.batch_max": {1, 1000},
 	"uplink.in_flight": {1, 64},
@@ -56,6 +57,14 @@ const (
 	maxRepeatAfter  = 10 * time.Minute
 	maxTopicRoot    = 256 // bytes; a topic root is a couple of short levels
 	maxTopicLevel   = 128 // bytes; a worker id is hostname-pid
+	minBaud         = 1200
+	maxBaud         = 4000000
+)
+
+// Encodings a reader's bytes may fall back to, and keyboard layouts a wedge may type in.
+var (
+	fallbackEncodings = []string{"none", "windows-1258"}
+	keyboardLayouts   = []string{"us", "de", "fr"}
 )
 
 func checkRange(key string, v int) *Error {
@@ -124,6 +133,18 @@ func (d *Device) validate() *Error {
 	}
 	if e := checkRange("max_line_bytes", d.MaxLineBytes); e != nil {
 		return e
+	}
+	if msg := checkAbsPath(d.Keys, "/etc/vaora/keys"); msg != "" {
+		return bad("keys", "%s", msg)
+	}
+	if e := checkRange("reader.baud", d.Reader.Baud); e != nil {
+		return e
+	}
+	if !slices.Contains(fallbackEncodings, d.Reader.FallbackEncoding) {
+		return bad("reader.fallback_encoding", "%s is not supported; write none (bytes that are not UTF-8 are refused: set the reader to UTF-8) or windows-1258 (a reader left in the Vietnamese Windows code page)", quote(d.Reader.FallbackEncoding))
+	}
+	if msg := checkLayout(d.Reader.Layout); msg != "" {
+		return bad("reader.layout", "%s", strings.TrimPrefix(msg, "layout "))
 	}
 	if _, _, msg := parseFrameSize(d.Camera.Size); msg != "" {
 		return bad("camera.size", "%s", strings.TrimPrefix(msg, "size "))
@@ -195,6 +216,9 @@ func (h *Hub) validate() *Error {
 	}
 	if msg := checkTopicLevel(h.ShareGroup, "ingest"); msg != "" {
 		return bad("share_group", "%s", msg)
+	}
+	if msg := checkAbsPath(h.Keys, "/etc/vaora-hub/keys"); msg != "" {
+		return bad("keys", "%s", msg)
 	}
 	if h.WorkerID != "" {
 		if msg := checkTopicLevel(h.WorkerID, "hub-1"); msg != "" {
@@ -402,6 +426,8 @@ type Input struct {
 	Format        string  // camera: format=auto|yuyv|mjpeg|grey; "" when not given (camera.format applies)
 	FPS           float64 // camera: frames a second asked of it (0: its own rate); dir: fps=N replays like a camera at N frames a second (0: every frame decoded, then the end)
 	Loop          bool    // dir: start again after the last file (only with fps)
+	Baud          int     // serial: line speed (,115200 or ,baud=115200); 0 when not given (reader.baud applies)
+	Layout        string  // evdev: layout=us|de|fr; "" when not given (reader.layout applies)
 }
 
 // Frame sizes and replay rates an input may ask for.
@@ -461,8 +487,8 @@ var inputOptions = map[string]struct {
 	names   []string
 	example string
 }{
-	"serial": {nil, "serial:/dev/ttyACM0"},
-	"evdev":  {nil, "evdev:/dev/input/event0"},
+	"serial": {[]string{"baud"}, "serial:/dev/ttyACM0,115200"},
+	"evdev":  {[]string{"layout"}, "evdev:/dev/input/event0,layout=de"},
 	"camera": {[]string{"size", "format", "fps"}, "camera:/dev/video0,size=1280x720,format=mjpeg,fps=15"},
 	"dir":    {[]string{"fps", "loop"}, "dir:/srv/frames,fps=15,loop"},
 }
@@ -479,6 +505,9 @@ func (in *Input) options(opts string, given bool) string {
 	seen := map[string]bool{}
 	for _, opt := range strings.Split(opts, ",") {
 		name, val, hasVal := strings.Cut(opt, "=")
+		if in.Kind == "serial" && !hasVal && opt != "" && strings.Trim(opt, "0123456789") == "" {
+			name, val, hasVal = "baud", opt, true // serial:/dev/ttyACM0,115200
+		}
 		switch {
 		case opt == "":
 			return "empty option (two commas, or a comma at the end); remove the extra comma"
@@ -507,6 +536,10 @@ func (in *Input) options(opts string, given bool) string {
 			in.Format, msg = val, checkFormat(val)
 		case "fps":
 			in.FPS, msg = parseFPS(val)
+		case "baud":
+			in.Baud, msg = parseBaud(val)
+		case "layout":
+			in.Layout, msg = val, checkLayout(val)
 		}
 		if msg != "" {
 			return msg
@@ -563,6 +596,21 @@ func checkFormat(s string) string {
 		hint = " (write grey)"
 	}
 	return fmt.Sprintf("format %s is not supported%s; write auto (the first the camera offers of yuyv, grey, mjpeg), yuyv (uncompressed), mjpeg (large sizes over USB 2) or grey", quote(s), hint)
+}
+
+func parseBaud(s string) (int, string) {
+	b, err := strconv.Atoi(s)
+	if err != nil || b < minBaud || b > maxBaud {
+		return 0, fmt.Sprintf("baud %s is not a line speed from %d to %d (write e.g. serial:/dev/ttyACM0,115200; the reader's manual gives its rate)", quote(s), minBaud, maxBaud)
+	}
+	return b, ""
+}
+
+func checkLayout(s string) string {
+	if slices.Contains(keyboardLayouts, s) {
+		return ""
+	}
+	return fmt.Sprintf("layout %s is not supported; write us, de or fr (the layout the reader is set to type in)", quote(s))
 }
 
 func parseFPS(s string) (float64, string) {

@@ -16,9 +16,9 @@ import (
 
 // entryColumns is the column order of every INSERT and SELECT of entries.
 const entryColumns = `device, epoch, seq, v, direction, kind, state, reasons, masked_name, scanned_at, boot_id, ` +
-	`mono_ns, clock_synced, received_at`
+	`mono_ns, clock_synced, subject, display, personal, received_at`
 
-const entryParams = 14
+const entryParams = 17
 
 // group is one device epoch in a batch.
 type group struct {
@@ -102,7 +102,7 @@ func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.
 
 	acks := make([]wire.Ack, len(sorted))
 	for i, g := range sorted {
-		acks[i] = wire.Ack{V: wire.Version, Device: g.device, Epoch: g.epoch, Through: g.mark}
+		acks[i] = wire.Ack{V: wire.AckVersion, Device: g.device, Epoch: g.epoch, Through: g.mark}
 	}
 	return acks, nil
 }
@@ -198,7 +198,8 @@ func (db *DB) insertChunk(ctx context.Context, tx *sql.Tx, chunk []wire.Entry, r
 			return err
 		}
 		args = append(args, e.Device, e.Epoch.String(), int64(e.Seq), e.V, e.Direction, e.Kind, e.State,
-			string(rj), e.MaskedName, db.d.timeArg(e.ScannedAt), e.BootID, e.MonoNS, e.ClockSynced, recv)
+			string(rj), e.MaskedName, db.d.timeArg(e.ScannedAt), e.BootID, e.MonoNS, e.ClockSynced, e.Subject, e.Display,
+			e.Personal, recv)
 	}
 	b.WriteString(` ON CONFLICT DO NOTHING`)
 	_, err := tx.ExecContext(ctx, db.d.q(b.String()), args...)

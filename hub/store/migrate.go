@@ -43,6 +43,12 @@ var migrations = []string{
 	`ALTER TABLE entries ADD COLUMN origin_epoch TEXT;
 	ALTER TABLE entries ADD COLUMN origin_seq BIGINT;
 	ALTER TABLE entries ADD COLUMN folded BOOLEAN NOT NULL DEFAULT FALSE;`,
+	// 3: entry format 2 carries the subject key and sealed fields. display is kept sealed even once opened into
+	// masked_name, so an entry that arrived before the hub held the right key can be opened later; personal is
+	// sealed to the authority key, which the hub may not hold at all.
+	`ALTER TABLE entries ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+	ALTER TABLE entries ADD COLUMN display TEXT NOT NULL DEFAULT '';
+	ALTER TABLE entries ADD COLUMN personal TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate brings the schema up to date in one transaction and returns the versions before and after.

@@ -36,7 +36,8 @@ func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
 			reasons string
 		)
 		err := rows.Scan(&r.Device, &epoch, &seq, &r.V, &r.Direction, &r.Kind, &r.State, &reasons, &r.MaskedName,
-			timeScanner{&r.ScannedAt}, &r.BootID, &r.MonoNS, &r.ClockSynced, timeScanner{&r.ReceivedAt})
+			timeScanner{&r.ScannedAt}, &r.BootID, &r.MonoNS, &r.ClockSynced, &r.Subject, &r.Display, &r.Personal,
+			timeScanner{&r.ReceivedAt})
 		if err != nil {
 			return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
 		}

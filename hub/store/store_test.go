@@ -104,6 +104,12 @@ func entry(device string, epoch wire.Epoch, seq uint64) wire.Entry {
 	if seq%4 == 3 {
 		e.Reasons = []string{"duplicate_within_5m", "stop_list"}
 	}
+	if seq%5 == 2 { // format 2: the subject key and the sealed fields are stored as they came
+		e.V = 2
+		e.Subject = fmt.Sprintf("%032x", seq)
+		e.Display = fmt.Sprintf("v1.3f2a9c10e4b7d655.display-%d", seq)
+		e.Personal = fmt.Sprintf("v1.0011223344556677.personal_%d", seq)
+	}
 	return e
 }
 
@@ -140,7 +146,7 @@ func through(tb testing.TB, db *DB, es []wire.Entry, at time.Time) uint64 {
 		tb.Fatalf("got %d acks, want 1: %+v", len(acks), acks)
 	}
 	a := acks[0]
-	if a.Device != es[0].Device || a.Epoch != es[0].Epoch || a.V != wire.Version {
+	if a.Device != es[0].Device || a.Epoch != es[0].Epoch || a.V != wire.AckVersion {
 		tb.Fatalf("ack %+v does not name %s/%s", a, es[0].Device, es[0].Epoch)
 	}
 	return a.Through

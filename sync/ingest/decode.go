@@ -305,6 +305,12 @@ func (p *parser) entry(e *wire.Entry) bool {
 			})
 		case "masked_name":
 			e.MaskedName, ok = p.str()
+		case "subject":
+			e.Subject, ok = p.str()
+		case "display":
+			e.Display, ok = p.str()
+		case "personal":
+			e.Personal, ok = p.str()
 		case "scanned_at":
 			start := p.i
 			if _, ok = p.raw(); ok {

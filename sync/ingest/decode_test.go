@@ -29,6 +29,11 @@ func decEntries(n int) []wire.Entry {
 		case 3:
 			e.Direction, e.Kind, e.State, e.ClockSynced = "out", "vaora_pass", "amber", false
 			e.ScannedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("ICT", 7*3600))
+		case 4:
+			// Version 2, as a device with keys writes it: no plaintext name, the sealed fields instead.
+			e.V, e.MaskedName = 2, ""
+			e.Subject = "0123456789abcdef0123456789abcdef"
+			e.Display, e.Personal = "v1.3f2a9c10e4b7d655.c2VhbGVk-_", "v1.0011223344556677.cGVyc29uYWw"
 		}
 		es = append(es, e)
 	}

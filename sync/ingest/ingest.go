@@ -11,11 +11,14 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -40,6 +43,14 @@ type Config struct {
 	Lanes int
 	// Committed, when set, is called after each commit (the web UI's live view listens).
 	Committed func()
+	// Display opens the display fields that devices seal to the hub's service key (a seal.Ring of the service
+	// private keys, old ones kept after a rotation). Nil: entries keep their sealed display fields and show no name.
+	Display Opener
+}
+
+// Opener opens a sealed field.
+type Opener interface {
+	Open(sealed string) ([]byte, error)
 }
 
 // DefaultLanes keeps a few transactions in flight, so decoding, the network and the database's commit overlap.
@@ -59,6 +70,7 @@ type stats struct {
 	Transactions int64 // commits
 	Rejected     int64 // messages dropped as invalid
 	Retries      int64 // failed inserts, each retried
+	Sealed       int64 // entries whose display fields could not be opened
 }
 
 // Run ingests until ctx ends. Messages that cannot be decoded are logged with the reason and dropped; a database
@@ -147,7 +159,7 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 	}
 	wg.Wait()
 	log.Info("ingest stopped", "messages", total.Messages, "entries", total.Entries,
-		"transactions", total.Transactions, "rejected", total.Rejected, "retries", total.Retries)
+		"transactions", total.Transactions, "rejected", total.Rejected, "retries", total.Retries, "sealed", total.Sealed)
 	select {
 	case err := <-errs:
 		return err
@@ -161,6 +173,7 @@ func (s *stats) add(o stats) {
 	s.Entries += o.Entries
 	s.Transactions += o.Transactions
 	s.Rejected += o.Rejected
+	s.Sealed += o.Sealed
 	s.Retries += o.Retries
 }
 
@@ -213,8 +226,47 @@ func (l *lane) take(m mqtt.Message) {
 		m.Ack() // the broker must not redeliver it; the device resends what is never acked
 		return
 	}
+	for i := range batch.Entries {
+		l.reveal(&batch.Entries[i])
+	}
 	l.msgs = append(l.msgs, m)
 	l.entries = append(l.entries, batch.Entries...)
+}
+
+// reveal fills in the masked name from an entry's sealed display fields. An entry whose fields this hub cannot open
+// is stored all the same, sealed, so that nothing is lost: it shows no name until the right key is installed.
+func (l *lane) reveal(e *wire.Entry) {
+	if e.Display == "" {
+		return
+	}
+	fail := func(err error) {
+		l.stats.Sealed++
+		if l.stats.Sealed <= 10 || l.stats.Sealed%1000 == 0 { // one bad key must not flood the journal
+			l.cfg.Log.Warn("cannot open an entry's display fields: stored sealed, shown without a name",
+				"device", e.Device, "epoch", e.Epoch.String(), "seq", e.Seq, "err", err, "count", l.stats.Sealed)
+		}
+	}
+	if l.cfg.Display == nil {
+		fail(errors.New("this hub has no service key (hub config keys.service)"))
+		return
+	}
+	plain, err := l.cfg.Display.Open(e.Display)
+	if err != nil {
+		fail(err)
+		return
+	}
+	var d struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(plain, &d); err != nil {
+		fail(fmt.Errorf("display fields are not JSON: %v", err))
+		return
+	}
+	if len(d.Name) > 256 || !utf8.ValidString(d.Name) {
+		fail(errors.New("masked name is longer than 256 bytes or not UTF-8"))
+		return
+	}
+	e.MaskedName = d.Name
 }
 
 // commit stores the gathered entries in one transaction, retrying until it commits or ctx ends, then acks.

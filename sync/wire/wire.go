@@ -18,8 +18,13 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the format version this code writes. Decoders accept versions 1..Version.
-const Version = 1
+// Version is the format version this code writes. Decoders accept versions 1..Version. Version 2 added the subject
+// key and the sealed display and personal fields.
+const Version = 2
+
+// AckVersion is the ack's format version, apart from the entries': acks have not changed since version 1, so a
+// device that predates version 2 still reads a newer hub's acks.
+const AckVersion = 1
 
 // Limits on what a decoder accepts from the network, so a broken or hostile client cannot make the hub allocate
 // without bound.
@@ -27,6 +32,9 @@ const (
 	MaxBatchBytes   = 1 << 20
 	MaxBatchEntries = 1000
 	maxTextField    = 256
+	// MaxSealedField bounds a sealed field: a code is at most 4096 bytes, its fields as JSON about as much again,
+	// and sealing and base64 add a third.
+	MaxSealedField = 16384
 )
 
 // DeviceIDPattern is what a device id must match: it is one MQTT topic level.
@@ -84,6 +92,15 @@ type Entry struct {
 	// Origin is set on an entry salvaged from a damaged outbox file and re-queued under a new epoch: its identity
 	// in the file it came from, so the hub can tell it from an entry it already holds.
 	Origin *Origin `json:"origin,omitempty"`
+
+	// Version 2: what names a person travels keyed or sealed, never in plaintext (the outbox on the device's SD card
+	// holds these fields as they are here). Subject is the subject key (32 lower-case hex digits; "" when the code
+	// names nobody). Display is the masked fields the hub shows, sealed to the hub's service key; Personal is the full
+	// personal fields, sealed to the authority key (both in sync/seal's text form). A version-2 device leaves
+	// MaskedName empty; the hub fills it in from Display.
+	Subject  string `json:"subject,omitempty"`
+	Display  string `json:"display,omitempty"`
+	Personal string `json:"personal,omitempty"`
 }
 
 // Origin is an entry's first identity.
@@ -133,7 +150,43 @@ func (e *Entry) Validate() error {
 	if len(e.Reasons) > 32 {
 		return fmt.Errorf("%d reasons: at most 32", len(e.Reasons))
 	}
+	if e.V < 2 && (e.Subject != "" || e.Display != "" || e.Personal != "") {
+		return fmt.Errorf("version %d entry carries subject, display or personal fields (added in version 2)", e.V)
+	}
+	if e.Subject != "" && !isSubjectKey(e.Subject) {
+		return fmt.Errorf("subject %.40q is not 32 lower-case hex digits", e.Subject)
+	}
+	for _, f := range []struct{ name, v string }{{"display", e.Display}, {"personal", e.Personal}} {
+		if len(f.v) > MaxSealedField || !isSealedText(f.v) {
+			return fmt.Errorf("%s is not sealed text (letters, digits, '.', '-', '_', at most %d bytes): %.40q",
+				f.name, MaxSealedField, f.v)
+		}
+	}
 	return nil
+}
+
+func isSubjectKey(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isSealedText accepts the alphabet of sealed fields (a version, a key id and URL-safe base64, dot-separated), so
+// a sealed field never needs escaping and never carries readable text by mistake.
+func isSealedText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Batch is one MQTT message on a device's entries topic.
@@ -253,7 +306,7 @@ func RangesOf(seqs []uint64, through uint64) []Range {
 
 // EncodeAck writes an ack.
 func EncodeAck(a Ack) ([]byte, error) {
-	a.V = Version
+	a.V = AckVersion
 	return json.Marshal(a)
 }
 
@@ -266,7 +319,7 @@ func DecodeAck(payload []byte) (Ack, error) {
 	if err := json.Unmarshal(payload, &a); err != nil {
 		return Ack{}, fmt.Errorf("ack is not valid: %v", err)
 	}
-	if a.V < 1 || a.V > Version {
+	if a.V < 1 || a.V > AckVersion {
 		return Ack{}, fmt.Errorf("unknown ack version %d", a.V)
 	}
 	if !DeviceIDPattern.MatchString(a.Device) || a.Epoch == 0 {

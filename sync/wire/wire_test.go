@@ -82,7 +82,11 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"device mismatch", topics.Entries("gate-2"), enc(func(*Batch) {}), `came on the topic of "gate-2"`},
 		{"entry of another device", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].Device = "gate-9" }), "entry 0"},
 		{"unknown batch version", topics.Entries("gate-1"), enc(func(b *Batch) { b.V = 99 }), "unknown batch version"},
-		{"unknown entry version", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].V = 2 }), "unknown entry version"},
+		{"unknown entry version", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].V = Version + 1 }), "unknown entry version"},
+		{"v1 with sealed fields", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].V, b.Entries[0].Display = 1, "v1.ab.cd" }), "added in version 2"},
+		{"subject not hex", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].V, b.Entries[0].Subject = 2, strings.Repeat("G", 32) }), "subject"},
+		{"plaintext in display", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].V, b.Entries[0].Display = 2, "Nguyễn Văn An" }), "not sealed text"},
+		{"oversized personal", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].V, b.Entries[0].Personal = 2, strings.Repeat("A", MaxSealedField+1) }), "not sealed text"},
 		{"empty", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries = nil }), "0 entries"},
 		{"seq zero", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].Seq = 0 }), "seq is zero"},
 		{"bad direction", topics.Entries("gate-1"), enc(func(b *Batch) { b.Entries[0].Direction = "up" }), "direction"},
@@ -104,7 +108,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 func TestAck(t *testing.T) {
 	b, _ := EncodeAck(Ack{Device: "gate-1", Epoch: 7, Through: 99})
 	a, err := DecodeAck(b)
-	if err != nil || a.Through != 99 || a.Epoch != 7 || a.V != Version {
+	if err != nil || a.Through != 99 || a.Epoch != 7 || a.V != AckVersion {
 		t.Fatalf("ack = %+v, %v", a, err)
 	}
 	for _, bad := range []string{`{}`, `{"v":1,"device":"gate-1","epoch":"0000000000000000"}`, `nope`} {
