@@ -3,10 +3,11 @@
 // well formed and why not, the masked fields a guard's screen may show, and the
 // full personal fields for the authority view.
 //
-// The scanner calls Parse on every code its reader delivers; the decision stage
-// turns the Result into a colour. The package is pure (standard library and
+// The scanner calls ParseWith on every code its reader delivers, with the
+// issuer keys that verify vaora passes; the decision stage turns the Result
+// into a colour. The package is pure (standard library, crypto/ed25519 and
 // golang.org/x/text/unicode/norm only, no I/O, no logging, the caller passes
-// the time) so that it can be fuzzed and reused on the hub.
+// the time and the keys) so that it can be fuzzed and reused on the hub.
 //
 // Reason codes are stable; docs/reason-codes.md lists them for operators.
 // Formats are described in FORMATS.md (shared with the whole project).
@@ -55,7 +56,7 @@ type Reason struct {
 type Identity string
 
 const (
-	IdentityVerified Identity = "verified" // signed and the signature checked (the vaora pass, later)
+	IdentityVerified Identity = "verified" // signed and the signature checked: a valid vaora pass
 	IdentityClaimed  Identity = "claimed"  // well formed but unsigned: anyone can print one
 	IdentityNone     Identity = "none"
 )
@@ -84,28 +85,39 @@ type Person struct {
 type Result struct {
 	Kind     Kind
 	Valid    bool     // false when any reason has SeverityError
-	Identity Identity // CCCD and COVID-app codes are unsigned: "claimed" when valid; "none" when invalid or other
+	Identity Identity // a valid vaora pass is "verified"; CCCD, COVID-app and BHYT codes are unsigned: "claimed"; "none" when invalid or other
 	Reasons  []Reason // errors first, then warnings
 	Masked   Masked
-	Subject  string // normalised identifier behind the subject key: CCCD number for CCCD, QID for the COVID-app code; "" when none or invalid
-	Person   Person
+	// Subject is the normalised identifier behind the subject key: the CCCD number, the COVID-app code's QID, the
+	// BHYT card number (upper case); "" for a pass, and when none or invalid.
+	Subject string
+	// SubjectKey is the subject key a valid vaora pass carries, 32 lower-case hex digits; "" otherwise.
+	SubjectKey string
+	// PassStatus is the declaration a verified vaora pass carries.
+	PassStatus PassStatus
+	Person     Person
 }
 
 // MaxTextLen is the longest text (after trimming) that Parse looks at. A QR
 // code holds at most 2953 bytes, so anything longer is not one code.
 const MaxTextLen = 4096
 
-// Parse reads the text of one QR code. now is used only to reject dates in
-// the future; dates on Vietnamese documents are compared in Vietnam's time
-// zone whatever zone now is in. Parse never panics and always returns a Kind.
-func Parse(text string, now time.Time) Result {
+// Parse reads the text of one QR code, with no issuer keys: a vaora pass
+// never verifies. It is ParseWith(text, now, Options{}).
+func Parse(text string, now time.Time) Result { return ParseWith(text, now, Options{}) }
+
+// ParseWith reads the text of one QR code. now is used to reject dates in the
+// future and to check a pass's validity; dates on Vietnamese documents are
+// compared in Vietnam's time zone whatever zone now is in. ParseWith never
+// panics and always returns a Kind.
+func ParseWith(text string, now time.Time, o Options) Result {
 	r := Result{Kind: KindOther}
-	parse(&r, text, now)
+	parse(&r, text, now, o)
 	r.finish()
 	return r
 }
 
-func parse(r *Result, text string, now time.Time) {
+func parse(r *Result, text string, now time.Time, o Options) {
 	text = strings.TrimFunc(text, isPadding)
 	switch {
 	case text == "":
@@ -120,7 +132,7 @@ func parse(r *Result, text string, now time.Time) {
 		return
 	}
 	if looksVaoraPass(text) {
-		parseVaoraPass(r, text, now)
+		parseVaoraPass(r, text, now, o)
 		return
 	}
 	// Before the control-character check: a contact card spans several lines.
@@ -153,21 +165,29 @@ func parse(r *Result, text string, now time.Time) {
 	}
 }
 
-// finish derives Valid, Identity and Subject from the reasons, so that no
-// parser can get them out of step.
+// finish derives Valid, Identity, Subject and SubjectKey from the reasons, so
+// that no parser can get them out of step.
 func (r *Result) finish() {
 	// The guard's screen shows the first reason: make it the most serious.
 	slices.SortStableFunc(r.Reasons, func(a, b Reason) int {
 		return severityRank(a.Severity) - severityRank(b.Severity)
 	})
 	r.Valid = !slices.ContainsFunc(r.Reasons, func(x Reason) bool { return x.Severity == SeverityError })
-	if r.Valid && (r.Kind == KindCCCD || r.Kind == KindCovidApp) {
+	switch {
+	// Only a checked signature sets SubjectKey: without it, a pass is never verified.
+	case r.Valid && r.Kind == KindVaoraPass && r.SubjectKey != "":
+		r.Identity = IdentityVerified
+		r.Subject = ""
+		return
+	case r.Valid && (r.Kind == KindCCCD || r.Kind == KindCovidApp || r.Kind == KindBHYT):
 		r.Identity = IdentityClaimed
+		r.SubjectKey = ""
 		return
 	}
 	// An invalid code names nobody: never key a record on it.
 	r.Identity = IdentityNone
 	r.Subject = ""
+	r.SubjectKey = ""
 }
 
 func severityRank(s Severity) int {

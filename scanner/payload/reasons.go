@@ -15,7 +15,7 @@ const (
 	CodeUnsupported      = "unsupported_format"
 	CodeFieldCount       = "field_count"
 
-	// Field errors in a CCCD or COVID-app code.
+	// Field errors in a CCCD, COVID-app or BHYT code.
 	CodeIDInvalid            = "id_invalid"
 	CodeIDBirthMismatch      = "id_birth_mismatch"
 	CodeIDGenderMismatch     = "id_gender_mismatch"
@@ -26,6 +26,16 @@ const (
 	CodeIssueDateBeforeBirth = "issue_date_before_birth"
 	CodeQIDMissing           = "qid_missing"
 	CodeQIDInvalid           = "qid_invalid"
+	CodeHexInvalid           = "hex_invalid"
+
+	// A vaora pass that does not verify or is out of date.
+	CodePassEncoding         = "pass_encoding_invalid"
+	CodePassMalformed        = "pass_malformed"
+	CodePassKeyUnknown       = "pass_key_unknown"
+	CodePassSignatureInvalid = "pass_signature_invalid"
+	CodePassExpired          = "pass_expired"
+	CodePassNotYetValid      = "pass_not_yet_valid"
+	CodePassStatusUnknown    = "pass_status_unknown"
 
 	// Warnings: the code stays valid.
 	CodeResharedCopy           = "reshared_copy"
@@ -59,7 +69,7 @@ var reasonTable = []reasonDef{
 	{CodeURL, SeverityError, "A web address (URL), not a personal code: " + askForCode + "."},
 	{CodeVenueCheckinURL, SeverityError, "An old tokhaiyte.vn venue check-in link, not a personal code: " + askForCode + "."},
 	{CodeNotPersonalCode, SeverityError, "Not a personal code: " + askForCode + "."},
-	{CodeUnsupported, SeverityError, "Format recognised but not supported yet: " + askForCode + "."},
+	{CodeUnsupported, SeverityError, "Format recognised but not supported by this device: update the device, or " + askForCode + "."},
 	{CodeFieldCount, SeverityError, "Wrong number of |-separated fields: scan again; if it repeats, the code is damaged."},
 
 	{CodeIDInvalid, SeverityError, "Card number is not 12 digits: the code is damaged or altered; check the card."},
@@ -72,6 +82,15 @@ var reasonTable = []reasonDef{
 	{CodeIssueDateBeforeBirth, SeverityError, "Issue date is before the birth date: the code is damaged or altered; check the card."},
 	{CodeQIDMissing, SeverityError, "App QR has no QID: ask the person to open the personal QR in the app again."},
 	{CodeQIDInvalid, SeverityError, "App QR's QID is not a number: the code is damaged or altered; ask the person to open the QR again."},
+	{CodeHexInvalid, SeverityError, "A hex-encoded field does not decode to UTF-8 text: the code is damaged or altered; check the card."},
+
+	{CodePassEncoding, SeverityError, "Pass text is damaged (not base45): scan again; if it repeats, print the pass again."},
+	{CodePassMalformed, SeverityError, "Pass is damaged or cut off: scan again; if it repeats, print the pass again."},
+	{CodePassKeyUnknown, SeverityError, "Pass signed by an issuer key this device does not know: add the issuer's public key to the device config, or " + askForCode + "."},
+	{CodePassSignatureInvalid, SeverityError, "Pass signature does not verify: the pass is altered or forged; " + askForCode + "."},
+	{CodePassExpired, SeverityError, "Pass has expired: ask the issuer for a new one, or " + askForCode + "."},
+	{CodePassNotYetValid, SeverityError, "Pass is issued in the future: check the device clock (and the hub's)."},
+	{CodePassStatusUnknown, SeverityError, "Pass carries a declaration status this device does not know: update the device."},
 
 	{CodeResharedCopy, SeverityWarning, "Re-shared copy (chat-app text layout), not the card's own code: check the card if identity matters."},
 	{CodeReaderKeyboardMode, SeverityWarning, "Letters with diacritics were lost: the reader types in keyboard mode; switch it to serial (USB-COM) mode."},

@@ -37,9 +37,8 @@ var reasonCases = []struct {
 	{"contact card on one line", "MECARD:N:Example;TEL:0900000000;;", KindOther, CodeNotPersonalCode},
 	{"VietQR", "00020101021138540010A00000072701240006970000011000000000000208QRIBFTTA53037045802VN6304ABCD", KindOther, CodeNotPersonalCode},
 	{"bars in no known layout", "a|b|c|d|e|f|g|h", KindOther, CodeNotPersonalCode},
-	{"BHYT card", exBHYT, KindBHYT, CodeUnsupported},
-	{"BHYT card, new number", "0123456789|4e677579e1bb856e2056c4836e20416e|01/02/1990|1|-|4", KindBHYT, CodeUnsupported},
-	{"vaora pass", "VR1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3", KindVaoraPass, CodeUnsupported},
+	{"vaora pass of a newer version", "VR2:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3", KindVaoraPass, CodeUnsupported},
+	{"BHYT card cut short", "DN4750123456789|4e677579e1bb856e2056c4836e20416e|01/02/1990|1", KindBHYT, CodeFieldCount},
 	{"CCCD with 5 fields", "001090012345|123456789|Nguyễn Văn An|01021990|Nam", KindCCCD, CodeFieldCount},
 	{"CCCD that lost a field", "001090012345|123456789|Nguyễn Văn An|01021990|Nam|10102021", KindCCCD, CodeFieldCount},
 	{"CCCD that lost its name", "001090012345|123456789|01021990|Nam|Hà Nội, Hà Nội|10102021", KindCCCD, CodeFieldCount},
@@ -70,6 +69,22 @@ var reasonCases = []struct {
 	{"issued before birth", "001090012345|123456789|Nguyễn Văn An|01021990|Nam|Hà Nội, Hà Nội|31011990", KindCCCD, CodeIssueDateBeforeBirth},
 	{"QID missing", "******123456|NGUYEN VAN AN|1990-**-**|0||<1<<", KindCovidApp, CodeQIDMissing},
 	{"QID not a number", "******123456|NGUYEN VAN AN|1990-**-**|0|16297938858617A1|<1<<", KindCovidApp, CodeQIDInvalid},
+	{"BHYT number of 14 characters", "DN475012345678|4e677579e1bb856e2056c4836e20416e|01/02/1990|1|-", KindBHYT, CodeIDInvalid},
+	{"BHYT number with 3 letters", "DNA750123456789|4e677579e1bb856e2056c4836e20416e|01/02/1990|1|-", KindBHYT, CodeIDInvalid},
+	{"BHYT birth 31 April", "0123456789|4e677579e1bb856e2056c4836e20416e|31/04/1990|1|-", KindBHYT, CodeBirthDateInvalid},
+	{"BHYT birth empty", "0123456789|4e677579e1bb856e2056c4836e20416e||1|-", KindBHYT, CodeBirthDateInvalid},
+	{"BHYT birth in the future", "0123456789|4e677579e1bb856e2056c4836e20416e|01/01/2099|1|-", KindBHYT, CodeBirthDateFuture},
+	{"BHYT name of odd length", "DN4750123456789|4e677579e1bb856e2056c4836e20416|01/02/1990|1|-", KindBHYT, CodeHexInvalid},
+	{"BHYT name in plain text", "DN4750123456789|Nguyễn Văn An|01/02/1990|1|-", KindBHYT, CodeHexInvalid},
+	{"BHYT name decodes to a control character", "DN4750123456789|4e677579656e0756616e|01/02/1990|1|-", KindBHYT, CodeHexInvalid},
+	{"BHYT address not hex", "DN4750123456789|4e677579e1bb856e2056c4836e20416e|01/02/1990|1|Ha Noi|4", KindBHYT, CodeHexInvalid},
+	{"pass not base45", "VR1:abc", KindVaoraPass, CodePassEncoding},
+	{"pass cut short", exPass[:len(exPass)-3], KindVaoraPass, CodePassMalformed},
+	{"pass by an unknown issuer", exPassOther, KindVaoraPass, CodePassKeyUnknown},
+	{"pass altered", exPassAltered, KindVaoraPass, CodePassSignatureInvalid},
+	{"pass expired", exPassExpired, KindVaoraPass, CodePassExpired},
+	{"pass issued in the future", exPassFuture, KindVaoraPass, CodePassNotYetValid},
+	{"pass with an unknown status", exPassStatus7, KindVaoraPass, CodePassStatusUnknown},
 
 	{"Zalo copy", exZalo, KindCCCD, CodeResharedCopy},
 	{"Zalo copy with ddMMyyyy dates", "001090012345|Nguyễn Văn An|01021990|Nam|Hà Nội, Hà Nội|10102021", KindCCCD, CodeResharedCopy},
@@ -82,11 +97,13 @@ var reasonCases = []struct {
 	{"keyboard mode, too many consonants", "001090012345|123456789|Nguyen Vanthng An|01021990|Nam|Ha Noi, Ha Noi|10102021", KindCCCD, CodeReaderKeyboardMode},
 	{"UTF-8 read as Windows-1252", "001090012345|123456789|Nguyá»…n VÄƒn An|01021990|Nam|Hà Nội, Hà Nội|10102021", KindCCCD, CodeReaderEncoding},
 	{"CCCD without name", "001090012345|123456789||01021990|Nam|Hà Nội, Hà Nội|10102021", KindCCCD, CodeNameMissing},
+	{"BHYT without name", "DN4750123456789||01/02/1990|1|-", KindBHYT, CodeNameMissing},
 	{"app QR without name", "******123456||1990-**-**|0|1629793885861711|", KindCovidApp, CodeNameMissing},
 	{"CCCD without address", "001090012345|123456789|Nguyễn Văn An|01021990|Nam||10102021", KindCCCD, CodeAddressMissing},
 	{"CCCD sex other", "001090012345|123456789|Nguyễn Văn An|01021990|Khác|Hà Nội, Hà Nội|10102021", KindCCCD, CodeGenderUnknown},
 	{"CCCD sex empty", "001090012345|123456789|Nguyễn Văn An|01021990||Hà Nội, Hà Nội|10102021", KindCCCD, CodeGenderUnknown},
 	{"app gender 3", "******123456|NGUYEN VAN AN|1990-**-**|0|1629793885861711|<3<<", KindCovidApp, CodeGenderUnknown},
+	{"BHYT sex 0", "0123456789|4e677579e1bb856e2056c4836e20416e|01/02/1990|0|-", KindBHYT, CodeGenderUnknown},
 	{"old ID of 10 digits", "001090012345|1234567890|Nguyễn Văn An|01021990|Nam|Hà Nội, Hà Nội|10102021", KindCCCD, CodeOldIDInvalid},
 	{"old ID with a letter", "001090012345|12345678X|Nguyễn Văn An|01021990|Nam|Hà Nội, Hà Nội|10102021", KindCCCD, CodeOldIDInvalid},
 	{"unknown province", "003090012345|123456789|Nguyễn Văn An|01021990|Nam|Hà Nội, Hà Nội|10102021", KindCCCD, CodeIDProvinceUnknown},
@@ -100,7 +117,7 @@ var reasonCases = []struct {
 func TestReasons(t *testing.T) {
 	for _, tt := range reasonCases {
 		t.Run(tt.name, func(t *testing.T) {
-			r := Parse(tt.in, testNow)
+			r := ParseWith(tt.in, testNow, testOptions)
 			if r.Kind != tt.kind {
 				t.Errorf("Kind = %q, want %q", r.Kind, tt.kind)
 			}
@@ -116,8 +133,8 @@ func TestReasons(t *testing.T) {
 			if found.Severity != reasonIndex[tt.code].severity || found.Message == "" {
 				t.Errorf("reason %+v: want severity %q and a message", *found, reasonIndex[tt.code].severity)
 			}
-			if found.Severity == SeverityError && (r.Valid || r.Identity != IdentityNone || r.Subject != "") {
-				t.Errorf("error %q: Valid %v, Identity %q, Subject %q; want false, none, empty", tt.code, r.Valid, r.Identity, r.Subject)
+			if found.Severity == SeverityError && (r.Valid || r.Identity != IdentityNone || r.Subject != "" || r.SubjectKey != "") {
+				t.Errorf("error %q: Valid %v, Identity %q, Subject %q, SubjectKey %q; want false, none, empty", tt.code, r.Valid, r.Identity, r.Subject, r.SubjectKey)
 			}
 			checkInvariants(t, tt.in, r)
 		})
@@ -130,7 +147,7 @@ func TestWarningsKeepCodeValid(t *testing.T) {
 		if reasonIndex[tt.code].severity != SeverityWarning {
 			continue
 		}
-		r := Parse(tt.in, testNow)
+		r := ParseWith(tt.in, testNow, testOptions)
 		if !r.Valid || r.Identity != IdentityClaimed || r.Subject == "" {
 			t.Errorf("%s: Valid %v, Identity %q, Subject %q, reasons %v; want a valid claimed code",
 				tt.name, r.Valid, r.Identity, r.Subject, codes(r))
