@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -45,6 +47,14 @@ func demo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
 	}
+	// One key set for the demo's hub and reader, made on the first run (an installation keeps the hub's private
+	// keys on the hub: docs/keys.md).
+	keys := filepath.Join(*dir, "keys")
+	if _, err := os.Stat(filepath.Join(keys, "service.key")); errors.Is(err, iofs.ErrNotExist) {
+		if err := keysInit(keys, io.Discard); err != nil {
+			return fmt.Errorf("demo keys: %w", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -54,7 +64,7 @@ func demo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer hubLog.Close()
 	hub := exec.Command(filepath.Join(*bin, "vaorahub"), "--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0",
-		"--db", "sqlite:"+filepath.Join(*dir, "hub.db"), "--worker-id", "demo")
+		"--db", "sqlite:"+filepath.Join(*dir, "hub.db"), "--worker-id", "demo", "--keys", keys)
 	hub.Stderr = hubLog
 	hubOut, err := hub.StdoutPipe()
 	if err != nil {
@@ -87,7 +97,7 @@ func demo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer devLog.Close()
 	dev := exec.Command(filepath.Join(*bin, "vaorad"), "--device-id", "demo-gate", "--broker", brokerURL,
-		"--state-dir", filepath.Join(*dir, "device"), "--input", "stdin")
+		"--state-dir", filepath.Join(*dir, "device"), "--input", "stdin", "--keys", keys)
 	dev.Stdin, dev.Stdout, dev.Stderr = stdin, stdout, devLog
 	if err := dev.Start(); err != nil {
 		return fmt.Errorf("start vaorad: %w", err)

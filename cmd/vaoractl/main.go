@@ -14,6 +14,9 @@ commands:
   demo    run a hub (embedded broker and database) and one device reading codes typed or pasted here
   outbox  the device's store of scans waiting for the hub: stats, salvage (vaoractl outbox help)
   decode  read the QR codes in image files with the device's decoder (vaoractl decode --help)
+  keys    generate and show the hub's and devices' keys; open sealed values (vaoractl keys help)
+  parse   read codes' text, one per line on stdin, as the device does: one JSON result per line (vaoractl parse --help)
+  pass    issue and verify vaora passes, signed codes for people without an app or a card (vaoractl pass help)
 `
 
 type usageError struct{ error }
@@ -44,6 +47,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return outboxCmd(args[1:], stdout, stderr)
 	case "decode":
 		return decodeCmd(args[1:], stdout, stderr)
+	case "keys":
+		return keysCmd(args[1:], stdin, stdout, stderr)
+	case "parse":
+		return parseCmd(args[1:], stdin, stdout, stderr)
+	case "pass":
+		return passCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

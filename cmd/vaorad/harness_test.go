@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,9 +27,44 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vaora/vaora/sync/outbox"
+	"github.com/vaora/vaora/sync/seal"
 )
 
 var binDir string
+
+// keysDir holds one set of keys for every test's hub and readers: the hub takes service.key, a reader the .pub files
+// and subject.key (the same split an installation makes across machines).
+var keysDir string
+
+func makeKeys(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	for _, role := range seal.Roles {
+		k, err := seal.Generate(role, rand.Reader, time.Now())
+		if err != nil {
+			return "", err
+		}
+		name := filepath.Join(dir, string(role))
+		if role == seal.RoleSubject {
+			err = seal.WriteKeyFile(name+".key", k, true)
+		} else if err = seal.WriteKeyFile(name+".key", k, true); err == nil {
+			err = seal.WriteKeyFile(name+".pub", k, false)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// withKeys gives vaorad and vaorahub the test keys, unless the test names its own.
+func withKeys(name string, args []string) []string {
+	if (name != "vaorad" && name != "vaorahub") || slices.Contains(args, "--keys") {
+		return args
+	}
+	return append([]string{"--keys", keysDir}, args...)
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "vaora-bin-")
@@ -42,6 +79,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	if keysDir, err = makeKeys(filepath.Join(dir, "keys")); err != nil {
+		fmt.Fprintln(os.Stderr, "making the test keys:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -63,7 +104,7 @@ type proc struct {
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, done: make(chan struct{}), logs: make(chan map[string]any, 10000)}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd = exec.Command(filepath.Join(binDir, name), withKeys(name, args)...)
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/vaora/vaora/scanner/feedback"
 	"github.com/vaora/vaora/scanner/gate"
 	"github.com/vaora/vaora/scanner/handheld"
+	"github.com/vaora/vaora/scanner/payload"
 	"github.com/vaora/vaora/sync/outbox"
 	"github.com/vaora/vaora/sync/uplink"
 	"github.com/vaora/vaora/sync/wire"
@@ -61,6 +62,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	brokerURL := fs.String("broker", "", "MQTT broker URL (tcp://host:port)")
 	stateDir := fs.String("state-dir", "", "directory of the outbox (default /var/lib/vaora)")
 	topicRoot := fs.String("topic-root", "", "MQTT topic root (default vaora/v1)")
+	keysDir := fs.String("keys", "", "directory of service.pub, authority.pub, subject.key, issuer*.pub (default /etc/vaora/keys)")
 	direction := fs.String("direction", "", "in or out (default in)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
@@ -89,16 +91,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		v   string
 	}{
 		"device-id": {&cfg.DeviceID, *deviceID}, "broker": {&cfg.Broker, *brokerURL}, "state-dir": {&cfg.StateDir, *stateDir},
-		"topic-root": {&cfg.TopicRoot, *topicRoot}, "direction": {&cfg.Direction, *direction},
+		"topic-root": {&cfg.TopicRoot, *topicRoot}, "direction": {&cfg.Direction, *direction}, "keys": {&cfg.Keys, *keysDir},
 	} {
 		if set[name] {
 			*p.dst = p.v
 		}
 	}
-	if set["state-dir"] {
-		// On the command line a relative directory means relative to here, as a person expects.
-		if abs, err := filepath.Abs(cfg.StateDir); err == nil {
-			cfg.StateDir = abs
+	// On the command line a relative directory means relative to here, as a person expects.
+	for name, dir := range map[string]*string{"state-dir": &cfg.StateDir, "keys": &cfg.Keys} {
+		if abs, err := filepath.Abs(*dir); err == nil && set[name] {
+			*dir = abs
 		}
 	}
 	if len(ins) > 0 {
@@ -117,6 +119,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	keys, err := loadDeviceKeys(cfg.Keys)
+	if err != nil {
+		return usageError{err}
+	}
+	log.Info("keys loaded", "dir", cfg.Keys, "ids", keys.ids())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -167,7 +175,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 				"storage_budget": st.Budget, "quarantined": len(st.Quarantined)}
 		}}, ob)
 	g := &gate.Gate{Device: cfg.DeviceID, Direction: cfg.Direction, Clock: clock.New(),
-		Recorder: recorder{ob: ob, up: up, admit: fullPolicy == "admit"}, Feedback: feedback.NewTerminal(stdout), Log: log}
+		Formats: payload.Options{PassKeys: keys.issuers}, SubjectKey: keys.subjectKey,
+		Recorder: recorder{ob: ob, up: up, keys: keys, admit: fullPolicy == "admit"},
+		Feedback: feedback.NewTerminal(stdout), Log: log}
 
 	if f, ok := stdin.(*os.File); ok && !*echo && slices.Contains(cfg.Inputs, "stdin") {
 		restore, err := handheld.QuietTerminal(f)
@@ -239,13 +249,17 @@ func camerasFound() string {
 type recorder struct {
 	ob    *outbox.Outbox
 	up    *uplink.Uplink
+	keys  *deviceKeys
 	admit bool // the site's storage-full policy
 }
 
 func (r recorder) Record(_ context.Context, s gate.Scan) (gate.Receipt, error) {
-	e, err := r.ob.Append(wire.Entry{Direction: s.Direction, Kind: string(s.Kind), State: string(s.State),
-		Reasons: s.Reasons, MaskedName: s.MaskedName, ScannedAt: s.Time.Wall, BootID: s.Time.BootID,
-		MonoNS: s.Time.MonoNS, ClockSynced: s.Time.Synced})
+	e := wire.Entry{Direction: s.Direction, Kind: string(s.Kind), State: string(s.State), Reasons: s.Reasons,
+		ScannedAt: s.Time.Wall, BootID: s.Time.BootID, MonoNS: s.Time.MonoNS, ClockSynced: s.Time.Synced}
+	if err := r.keys.seal(&e, s); err != nil {
+		return gate.Receipt{}, err
+	}
+	e, err := r.ob.Append(e)
 	switch {
 	case errors.Is(err, outbox.ErrFull) && r.admit:
 		return gate.Receipt{}, fmt.Errorf("%w: %v", gate.ErrStorageFullAdmit, err)

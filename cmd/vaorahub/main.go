@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/vaora/vaora/hub/store"
 	"github.com/vaora/vaora/hub/web"
 	"github.com/vaora/vaora/sync/ingest"
+	"github.com/vaora/vaora/sync/seal"
 	"github.com/vaora/vaora/sync/wire"
 )
 
@@ -61,6 +63,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	topicRoot := fs.String("topic-root", "", "MQTT topic root (default vaora/v1)")
 	shareGroup := fs.String("share-group", "", "shared-subscription group of the ingest workers (default ingest)")
 	workerID := fs.String("worker-id", "", "this process's ingest worker id (default HOSTNAME-PID)")
+	keysDir := fs.String("keys", "", "directory of the hub's keys: service*.key (default /etc/vaora-hub/keys)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	lanes := fs.Int("ingest-lanes", ingest.DefaultLanes, "database transactions this ingest worker keeps open at "+
 		"once, each for a share of the devices (more overlap the database's round trips and commits)")
@@ -89,6 +92,12 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	override(&cfg.TopicRoot, *topicRoot, set["topic-root"])
 	override(&cfg.ShareGroup, *shareGroup, set["share-group"])
 	override(&cfg.WorkerID, *workerID, set["worker-id"])
+	override(&cfg.Keys, *keysDir, set["keys"])
+	if set["keys"] {
+		if abs, err := filepath.Abs(cfg.Keys); err == nil {
+			cfg.Keys = abs
+		}
+	}
 	if set["broker"] {
 		cfg.Broker, cfg.MQTTListen = *brokerURL, ""
 	}
@@ -110,6 +119,11 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ring, err := loadServiceRing(cfg.Keys, log)
+	if err != nil {
+		return usageError{err}
+	}
 
 	db, err := store.Open(ctx, cfg.DB, log)
 	if err != nil {
@@ -155,11 +169,32 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	g.Go(func() error {
 		return ingest.Run(gctx, ingest.Config{Broker: brokerAddr, WorkerID: cfg.WorkerID, ShareGroup: cfg.ShareGroup,
 			Topics: wire.Topics{Root: cfg.TopicRoot}, Lanes: *lanes, Log: log.With("component", "ingest"),
-			Committed: ui.Notify}, db)
+			Committed: ui.Notify, Display: ring}, db)
 	})
 	err = g.Wait()
 	log.Info("hub stopped")
 	return err
+}
+
+// loadServiceRing reads the service private keys (service*.key: the current one and any kept after a rotation).
+// A hub without one still stores every entry, sealed, and shows it without a name; it says so at start.
+func loadServiceRing(dir string, log *slog.Logger) (ingest.Opener, error) {
+	paths, _ := filepath.Glob(filepath.Join(dir, "service*.key"))
+	if len(paths) == 0 {
+		log.Warn("no service key: entries are stored sealed and shown without names; create one with vaoractl keys "+
+			"init and give the readers its service.pub (docs/keys.md)", "keys", dir)
+		return nil, nil
+	}
+	ring, err := seal.LoadRing(paths...)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	ids := make([]string, len(ring))
+	for i, k := range ring {
+		ids[i] = k.ID
+	}
+	log.Info("service keys loaded", "keys", dir, "ids", ids)
+	return ring, nil
 }
 
 func override(dst *string, v string, set bool) {

@@ -39,14 +39,17 @@ type Feedback interface {
 	Show(o Outcome)
 }
 
-// Scan is what the gate records of one accepted code: no name or ID number, only the masked name the hub shows.
+// Scan is what the gate hands the recorder for one accepted code. Masked and Person are personal data: the recorder
+// seals them before anything is written (ARCHITECTURE.md, privacy model), and they are never logged.
 type Scan struct {
-	Direction  string
-	Kind       payload.Kind
-	State      decide.State
-	Reasons    []string // reason codes
-	MaskedName string
-	Time       clock.Stamp
+	Direction string
+	Kind      payload.Kind
+	State     decide.State
+	Reasons   []string // reason codes
+	Subject   string   // the subject key, 32 hex digits; "" when the code names nobody
+	Masked    payload.Masked
+	Person    payload.Person
+	Time      clock.Stamp
 }
 
 // Receipt is the identity the outbox gave an entry.
@@ -71,10 +74,14 @@ type Gate struct {
 	Device    string
 	Direction string // in | out
 	Policy    decide.Policy
-	Clock     *clock.Clock
-	Recorder  Recorder
-	Feedback  Feedback
-	Log       *slog.Logger
+	Formats   payload.Options // the issuer keys vaora passes are verified with
+	// SubjectKey turns a code's normalised identifier into its subject key (scanner/subject: a memory-hard keyed
+	// hash, tens of milliseconds). Nil: entries carry no subject key.
+	SubjectKey func(kind payload.Kind, identifier string) string
+	Clock      *clock.Clock
+	Recorder   Recorder
+	Feedback   Feedback
+	Log        *slog.Logger
 }
 
 // Run handles every code from src until it ends (io.EOF: nil) or ctx is cancelled.
@@ -104,14 +111,14 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 	if errors.As(readErr, &bad) {
 		res = payload.Result{Kind: payload.KindOther, Identity: payload.IdentityNone, Reasons: []payload.Reason{bad}}
 	} else {
-		res = payload.Parse(text, stamp.Wall)
+		res = payload.ParseWith(text, stamp.Wall, g.Formats)
 	}
 	d := decide.Decide(g.Policy, res)
 	o := Outcome{Result: "rejected", State: d.State, Kind: res.Kind, Direction: g.Direction,
 		MaskedName: res.Masked.Name, Reasons: d.Reasons}
 	if d.Record {
 		rc, err := g.Recorder.Record(ctx, Scan{Direction: g.Direction, Kind: res.Kind, State: d.State,
-			Reasons: codes(d.Reasons), MaskedName: res.Masked.Name, Time: stamp})
+			Reasons: codes(d.Reasons), Subject: g.subject(res), Masked: res.Masked, Person: res.Person, Time: stamp})
 		switch {
 		case errors.Is(err, ErrStorageFullAdmit):
 			g.Log.Error("storage full: the scan was NOT recorded; admitted by the site's policy", "device", g.Device)
@@ -130,8 +137,34 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 		}
 	}
 	g.logDecision(o)
+	g.adviseOperator(o.Reasons)
 	g.Feedback.Show(o)
 	return o
+}
+
+// readerFaults are the reasons that say the reader itself is set up wrong: the operator, not the guard, fixes them.
+var readerFaults = map[string]bool{payload.CodeReaderKeyboardMode: true, payload.CodeReaderEncoding: true,
+	payload.CodeInvalidUTF8: true}
+
+// adviseOperator puts a reader's set-up fault in the log as a warning of its own, in words, so that the journal
+// tells the operator what to change (switch the reader to serial mode) rather than only a reason code.
+func (g *Gate) adviseOperator(rs []payload.Reason) {
+	for _, r := range rs {
+		if readerFaults[r.Code] {
+			g.Log.Warn("reader set-up: "+r.Message, "device", g.Device, "reason", r.Code)
+		}
+	}
+}
+
+// subject is the subject key of a code: the one a verified pass carries, else the keyed hash of its identifier.
+func (g *Gate) subject(res payload.Result) string {
+	switch {
+	case res.SubjectKey != "":
+		return res.SubjectKey
+	case res.Subject != "" && g.SubjectKey != nil:
+		return g.SubjectKey(res.Kind, res.Subject)
+	}
+	return ""
 }
 
 func (g *Gate) logDecision(o Outcome) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,7 +39,8 @@ func (s *shown) Show(o Outcome) { *s = append(*s, o) }
 
 func newGate(rec Recorder, fb Feedback, logs io.Writer) *Gate {
 	return &Gate{Device: "gate-1", Direction: "in", Clock: clock.New(), Recorder: rec, Feedback: fb,
-		Log: slog.New(slog.NewJSONHandler(logs, nil))}
+		Log:        slog.New(slog.NewJSONHandler(logs, nil)),
+		SubjectKey: func(kind payload.Kind, id string) string { return fmt.Sprintf("%032x", len(kind)+len(id)) }}
 }
 
 func decisionLog(t *testing.T, logs *bytes.Buffer) map[string]any {
@@ -58,7 +60,11 @@ func TestAccepted(t *testing.T) {
 		t.Fatalf("outcome %+v", o)
 	}
 	s := rec.scans[0]
-	if s.MaskedName != "Nguyễn Văn ***" || s.Kind != payload.KindCCCD || s.Direction != "in" || s.Time.Wall.IsZero() {
+	if s.Masked.Name != "Nguyễn Văn ***" || s.Kind != payload.KindCCCD || s.Direction != "in" || s.Time.Wall.IsZero() {
+		t.Fatalf("recorded %+v", s)
+	}
+	// The recorder gets the full fields to seal, and the subject key of the card number.
+	if s.Person.ID != "001090012345" || s.Person.Name != "Nguyễn Văn An" || s.Subject != fmt.Sprintf("%032x", len("cccd")+12) {
 		t.Fatalf("recorded %+v", s)
 	}
 	m := decisionLog(t, logs)
@@ -151,5 +157,20 @@ func TestStorageFullPolicies(t *testing.T) {
 		if m := decisionLog(t, logs); m["outcome"] != "fault" || m["seq"] != nil {
 			t.Errorf("%v: decision log %v", tc.err, m)
 		}
+	}
+}
+
+// A CCCD code typed by a reader in keyboard mode has lost its diacritics: the gate still records it, the guard sees
+// the reason, and the log tells the operator, in words, to switch the reader to serial mode.
+func TestKeyboardModeReader(t *testing.T) {
+	rec, fb, logs := &memRecorder{}, &shown{}, &bytes.Buffer{}
+	wedge := "001090012345|123456789|Nguyn Vn An|01021990|Nam|12 Ph Hng Bc, Phng Hon Kim, H Ni|10102021"
+	o := newGate(rec, fb, logs).Handle(context.Background(), wedge, nil)
+	if o.Result != "accepted" || !slices.Contains(codes(o.Reasons), payload.CodeReaderKeyboardMode) {
+		t.Fatalf("outcome %+v", o)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"reader set-up: `) ||
+		!strings.Contains(logs.String(), "switch it to serial (USB-COM) mode") {
+		t.Fatalf("log does not tell the operator to switch the reader:\n%s", logs)
 	}
 }
