@@ -1,27 +1,18 @@
-// Package handheld reads codes from handheld and fixed QR readers. A reader in keyboard mode types into the
-// terminal (stdin here, evdev later); a reader in serial mode sends bytes over USB-CDC. Either way the stream is
-// split into codes here, with memory bounded whatever arrives.
 package handheld
 
 import (
 	"context"
-	"fmt"
 	"io"
-
-	"github.com/vaora/vaora/scanner/payload"
+	"time"
 )
 
-// LineReader splits a byte stream into codes on CR, LF or CR LF (a CR LF pair ends one code, never two). A line
-// longer than the limit is discarded up to its end and reported as a too_long reason, so a stream of garbage cannot
-// grow memory.
+// LineReader splits a byte stream into codes on CR, LF or CR LF (a CR LF pair ends one code, never two). An empty
+// line is a read (someone pressed Enter). A line longer than the limit is reported once as a too_long reason and
+// discarded up to its end, so a stream of garbage cannot grow memory.
 type LineReader struct {
-	max    int
+	fr     *framer
 	chunks chan chunk
-	buf    []byte // bytes of the code being assembled
-	rest   []byte // bytes read but not yet framed
-	over   bool   // the current line passed max: drop it up to its end
-	lastCR bool   // the previous byte ended a line with CR, so an LF right after it belongs to that end
-	err    error  // the stream's final error, once rest is drained
+	err    error // the stream's final error, once the framer is drained
 }
 
 type chunk struct {
@@ -31,7 +22,9 @@ type chunk struct {
 
 // NewLineReader reads from r. maxBytes is the longest code accepted.
 func NewLineReader(r io.Reader, maxBytes int) *LineReader {
-	l := &LineReader{max: maxBytes, chunks: make(chan chunk)}
+	// No silence rules: a terminal delivers a keyboard wedge's code only when it types Enter.
+	l := &LineReader{fr: newFramer(framerOptions{maxBytes: maxBytes, quiet: -1, gap: -1, keepEmpty: true}),
+		chunks: make(chan chunk)}
 	go pump(r, l.chunks)
 	return l
 }
@@ -54,49 +47,21 @@ func pump(r io.Reader, out chan<- chunk) {
 // caller rejects that code and goes on); io.EOF means the stream ended; other errors are the stream's.
 func (l *LineReader) Next(ctx context.Context) (string, error) {
 	for {
-		for i, c := range l.rest {
-			cr := l.lastCR
-			l.lastCR = c == '\r'
-			if c != '\r' && c != '\n' {
-				if len(l.buf) >= l.max {
-					l.over = true
-					l.buf = l.buf[:0]
-				}
-				if !l.over {
-					l.buf = append(l.buf, c)
-				}
-				continue
-			}
-			if c == '\n' && cr {
-				continue // the LF of a CR LF
-			}
-			l.rest = l.rest[i+1:]
-			return l.take()
+		if f, ok := l.fr.next(); ok {
+			return string(f.code), f.err
 		}
-		l.rest = nil
 		if l.err != nil {
-			if len(l.buf) > 0 || l.over {
-				return l.take() // a last code without a line end
-			}
 			return "", l.err
 		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case c := <-l.chunks:
-			l.rest = c.b
-			l.err = c.err
+			l.fr.feed(c.b, time.Time{})
+			if c.err != nil {
+				l.fr.flush() // a last code without a line end
+				l.err = c.err
+			}
 		}
 	}
-}
-
-func (l *LineReader) take() (string, error) {
-	s := string(l.buf)
-	l.buf = l.buf[:0]
-	if l.over {
-		l.over = false
-		return "", payload.Reason{Code: payload.CodeTooLong, Severity: payload.SeverityError,
-			Message: fmt.Sprintf("the code is longer than %d bytes and was discarded; a personal code is far shorter (is the reader sending garbage?)", l.max)}
-	}
-	return s, nil
 }
