@@ -39,7 +39,7 @@ cross:
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o $(BIN)/linux-armv6/vaorad ./cmd/vaorad
 
 ## qemu-test: the device packages' tests on the Pi's CPUs, emulated (Debian's qemu-user-static).
-QEMU_PKGS := ./sync/outbox/ ./sync/wire/ ./scanner/payload/ ./scanner/handheld/ ./scanner/clock/ ./scanner/qr/ ./scanner/camera/
+QEMU_PKGS := ./sync/outbox/ ./sync/wire/ ./scanner/payload/ ./scanner/handheld/ ./scanner/clock/ ./scanner/qr/ ./scanner/camera/ ./scanner/subject/ ./sync/seal/
 qemu-test:
 	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(QEMU_PKGS)
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) test -count=1 -exec "qemu-arm-static -cpu arm1176" $(QEMU_PKGS)

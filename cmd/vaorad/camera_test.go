@@ -162,13 +162,13 @@ func TestCameraMissing(t *testing.T) {
 	}
 }
 
-// TestCameraInputErrors: inputs this version cannot read, and folders that are not there, refuse to start with
+// TestCameraInputErrors: inputs written wrong, and folders that are not there, refuse to start with
 // exit status 2 and a message that says what to write.
 func TestCameraInputErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := t.TempDir()
 	cfg := filepath.Join(dir, "vaorad.yaml")
-	if err := os.WriteFile(cfg, []byte("device_id: gate-1\nbroker: tcp://127.0.0.1:1883\ninputs:\n  - stdin\n  - evdev:/dev/input/event0\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("device_id: gate-1\nbroker: tcp://127.0.0.1:1883\ninputs:\n  - stdin\n  - evdev:/dev/input/event0,layout=azerty\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
@@ -181,8 +181,8 @@ func TestCameraInputErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"serial", append(flags, "--input", "serial:/dev/ttyACM0"), `input "serial:/dev/ttyACM0": serial: inputs are not read in this version; use stdin`},
-		{"evdev in config", []string{"--config", cfg}, `input "evdev:/dev/input/event0": evdev: inputs are not read in this version`},
+		{"serial speed", append(flags, "--input", "serial:/dev/ttyACM0,12"), `inputs[0]: "serial:/dev/ttyACM0,12": baud "12" is not a line speed from 1200 to 4000000`},
+		{"evdev layout in config", []string{"--config", cfg}, `vaorad.yaml:5: inputs[1]: "evdev:/dev/input/event0,layout=azerty": layout "azerty" is not supported; write us, de or fr`},
 		{"missing folder", append(flags, "--input", "dir:"+filepath.Join(dir, "nope")), "input dir:" + filepath.Join(dir, "nope") + ": frame folder " + filepath.Join(dir, "nope") + ": cannot read it: no such file or directory"},
 		{"empty folder", append(flags, "--input", "dir:"+empty), "frame folder " + empty + " holds no frame files"},
 		{"relative folder", append(flags, "--input", "dir:frames"), `inputs[0]: "dir:frames": write an absolute path after dir:`},

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -67,8 +68,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
 	var ins inputs
-	fs.Var(&ins, "input", "input source, repeatable: stdin, camera:/dev/videoN[,size=WxH][,format=auto|yuyv|mjpeg|grey][,fps=N],\n"+
-		"dir:PATH[,fps=N[,loop]] (a folder of frames replayed as a camera); serial:PATH and evdev:PATH in a later version")
+	fs.Var(&ins, "input", "input source, repeatable: stdin, serial:PATH[,BAUD] (a reader in serial mode),\n"+
+		"evdev:PATH[,layout=us|de|fr] (a reader in keyboard mode), camera:/dev/videoN[,size=WxH][,format=auto|yuyv|mjpeg|grey][,fps=N],\n"+
+		"dir:PATH[,fps=N[,loop]] (a folder of frames replayed as a camera)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
@@ -109,11 +111,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
-	for _, in := range cfg.Inputs {
-		if p, _ := configs.ParseInput(in); p.Kind == "serial" || p.Kind == "evdev" {
-			return usageError{fmt.Errorf("input %q: %s: inputs are not read in this version; use stdin (a handheld reader in keyboard mode types into it), camera:/dev/videoN or dir:PATH", in, p.Kind)}
-		}
-	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)}
@@ -132,8 +129,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	sources := make([]gate.Source, len(cfg.Inputs))
 	for i, in := range cfg.Inputs {
 		p, _ := configs.ParseInput(in)
-		if p.Kind == "stdin" {
+		rlog := log.With("component", "reader", "input", in)
+		switch p.Kind {
+		case "stdin":
 			sources[i] = handheld.NewLineReader(stdin, cfg.MaxLineBytes)
+			continue
+		case "serial":
+			s, err := handheld.OpenSerial(handheld.SerialOptions{Path: p.Path, Baud: cmp.Or(p.Baud, cfg.Reader.Baud),
+				Fallback: cfg.Reader.FallbackEncoding, MaxBytes: cfg.MaxLineBytes, Log: rlog})
+			if err != nil {
+				return usageError{fmt.Errorf("input %s: %w", in, err)}
+			}
+			defer s.Close()
+			sources[i] = s
+			continue
+		case "evdev":
+			e, err := handheld.OpenEvdev(handheld.EvdevOptions{Path: p.Path, Layout: cmp.Or(p.Layout, cfg.Reader.Layout),
+				Grab: true, MaxBytes: cfg.MaxLineBytes, Log: rlog})
+			if err != nil {
+				return usageError{fmt.Errorf("input %s: %w", in, err)}
+			}
+			defer e.Close()
+			sources[i] = e
 			continue
 		}
 		frames, err := openFrames(p, cfg.Camera, log.With("component", "camera", "input", in))
