@@ -30,14 +30,17 @@ import (
 	"github.com/vaora/vaora/sync/seal"
 )
 
-const passUsage = `usage: vaoractl pass issue --key issuer.key --subject HEX32 --name NAME [--expires 720h] [--status none|declared]
+const passUsage = `usage: vaoractl pass issue --key issuer.key (--subject HEX32 | --id NUMBER --kind cccd|bhyt|covid_app
+                         --subject-key subject.key) --name NAME [--expires 720h] [--status none|declared]
                          [--now RFC3339] [--out pass.png]
        vaoractl pass verify --pub issuer.pub [--pub FILE]... [--now RFC3339] TEXT|FILE
 
 A vaora pass is a signed code for a person without a phone app or a card; every device verifies it offline with the
 issuer's public key (docs/passes.md).
   issue   sign a pass with the issuer's private key and print its text. The name is masked (Nguyễn Văn ***) before it
-          goes in: a pass carries no full name. --subject is the person's subject key (32 hex digits), --expires how
+          goes in: a pass carries no full name. --subject is the person's subject key (32 hex digits), or --id with
+          --kind and --subject-key compute it from the card number (cccd, bhyt) or the app's QID (covid_app) as
+          devices do, so duplicates and stop lists match the person's other codes. --expires how
           long it is valid (default 720h), --status the declaration it carries (none, or declared: declared healthy).
           --out also writes a printable PNG of the QR code, with the masked name and the expiry under it.
   verify  check a pass given as its text, or as an image (PNG, JPEG, WebP) or text file holding it, with the issuer
@@ -87,11 +90,14 @@ func passFlags(name string, args []string, stdout, stderr io.Writer, define func
 }
 
 func passIssue(args []string, stdout, stderr io.Writer) error {
-	var keyFile, subjectHex, name, status, nowFlag, out string
+	var keyFile, subjectHex, idNumber, idKind, subjectKeyFile, name, status, nowFlag, out string
 	var expires time.Duration
 	fs, err := passFlags("issue", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&keyFile, "key", "", "")
 		fs.StringVar(&subjectHex, "subject", "", "")
+		fs.StringVar(&idNumber, "id", "", "")
+		fs.StringVar(&idKind, "kind", "", "")
+		fs.StringVar(&subjectKeyFile, "subject-key", "", "")
 		fs.StringVar(&name, "name", "", "")
 		fs.DurationVar(&expires, "expires", 720*time.Hour, "")
 		fs.StringVar(&status, "status", "none", "")
@@ -114,6 +120,14 @@ func passIssue(args []string, stdout, stderr io.Writer) error {
 		return usage("--name is required (it is masked before it goes in the pass)")
 	case expires <= 0:
 		return usage("--expires %v: want a positive duration such as 720h", expires)
+	}
+	if (subjectHex == "") == (idNumber == "") {
+		return usage("give either --subject HEX32 or --id NUMBER (with --kind and --subject-key)")
+	}
+	if idNumber != "" {
+		if subjectHex, err = subjectOf(idNumber, idKind, subjectKeyFile); err != nil {
+			return usage("%v", err)
+		}
 	}
 	subj, err := subject.ParseKey(subjectHex)
 	if err != nil {
@@ -358,4 +372,41 @@ func writePNG(name string, img image.Image) error {
 		return err
 	}
 	return os.WriteFile(name, buf.Bytes(), 0o644)
+}
+
+// subjectOf computes a subject key as a device does: the keyed hash of the normalised identifier.
+func subjectOf(id, kind, keyFile string) (string, error) {
+	id = strings.TrimSpace(id)
+	switch kind {
+	case "cccd":
+		if len(id) != 12 || strings.Trim(id, "0123456789") != "" {
+			return "", errors.New("--id: a CCCD number is 12 digits")
+		}
+	case "covid_app":
+		if id == "" || strings.Trim(id, "0123456789") != "" {
+			return "", errors.New("--id: the app's QID is digits only")
+		}
+	case "bhyt":
+		id = strings.ToUpper(id)
+		if len(id) != 10 && len(id) != 15 || strings.Trim(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			return "", errors.New("--id: a health insurance card number is 10 digits, or 2 letters and 13 digits")
+		}
+	default:
+		return "", fmt.Errorf("--kind %q: want cccd, bhyt or covid_app (what the --id number is)", kind)
+	}
+	if keyFile == "" {
+		return "", errors.New("--id needs --subject-key subject.key (the secret the devices hash with)")
+	}
+	k, err := seal.ReadKeyFile(keyFile)
+	if err != nil {
+		return "", err
+	}
+	if k.Role != seal.RoleSubject {
+		return "", fmt.Errorf("--subject-key %s holds the %s key, not the subject key", keyFile, k.Role)
+	}
+	h, err := subject.New(k.Private, subject.V1)
+	if err != nil {
+		return "", fmt.Errorf("--subject-key %s: %v", keyFile, err)
+	}
+	return h.Key(kind, id).String(), nil
 }

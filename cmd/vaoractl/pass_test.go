@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode/encoder"
 
 	"github.com/vaora/vaora/scanner/payload"
+	"github.com/vaora/vaora/scanner/subject"
+	"github.com/vaora/vaora/sync/seal"
 )
 
 const testSubject = "5a1700c39e42810f6d2be47318a9553c"
@@ -190,5 +193,49 @@ func TestPassUsage(t *testing.T) {
 	}
 	if _, _, err := passRun(t, "verify", "--pub", pub, filepath.Join(dir, "none.png")); err == nil {
 		t.Error("verify a missing file: no error")
+	}
+}
+
+// TestPassForCardHolder: a pass issued for a CCCD number carries the subject key a device computes from that
+// person's card, so the two match in duplicates and stop lists.
+func TestPassForCardHolder(t *testing.T) {
+	dir := t.TempDir()
+	testIssuer(t, dir, "issuer", 0x43)
+	if err := keysInit(filepath.Join(dir, "k"), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "k", "subject.key")
+	text, stderr, err := passRun(t, "issue", "--key", filepath.Join(dir, "issuer.key"), "--id", " 001090012345 ",
+		"--kind", "cccd", "--subject-key", secret, "--name", "Nguyễn Văn An")
+	if err != nil {
+		t.Fatalf("pass issue: %v (%s)", err, stderr)
+	}
+	out, _, err := passRun(t, "verify", "--pub", filepath.Join(dir, "issuer.pub"), strings.TrimSpace(text))
+	if err != nil {
+		t.Fatalf("pass verify: %v", err)
+	}
+	card := payload.Parse("001090012345|123456789|Nguyễn Văn An|01021990|Nam|12 Phố Hàng Bạc, Phường Hoàn Kiếm, Hà Nội|10102021", time.Now())
+	k, err := seal.ReadKeyFile(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := subject.New(k.Private, subject.V1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := h.Key(string(card.Kind), card.Subject).String(); verifyOutcome(t, out).SubjectKey != want {
+		t.Fatalf("pass subject key %q, the card's %q", verifyOutcome(t, out).SubjectKey, want)
+	}
+	for _, bad := range [][]string{
+		{"--id", "12345", "--kind", "cccd", "--subject-key", secret},
+		{"--id", "001090012345", "--kind", "passport", "--subject-key", secret},
+		{"--id", "001090012345", "--kind", "cccd"},
+		{"--id", "001090012345", "--kind", "cccd", "--subject-key", filepath.Join(dir, "issuer.key")},
+		{"--subject", testSubject, "--id", "001090012345", "--kind", "cccd", "--subject-key", secret},
+	} {
+		args := append([]string{"issue", "--key", filepath.Join(dir, "issuer.key"), "--name", "X Y"}, bad...)
+		if _, _, err := passRun(t, args...); err == nil {
+			t.Errorf("pass %v: no error", bad)
+		}
 	}
 }
