@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,10 +52,9 @@ func parseRun(t *testing.T, stdin string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// TestParseFormats runs every example and edge case of FORMATS.md (testdata/parse-formats.txt, one per line, in
-// the bytes a reader would send: BOM, NUL padding, CR LF, NFD, fullwidth bars) and compares the output with
-// testdata/parse-formats.golden.jsonl. go test -run TestParseFormats -update rewrites the golden file.
-func TestParseFormats(t *testing.T) {
+// parseFormatsFile runs vaoractl parse on testdata/parse-formats.txt, its passes checked with the test issuer key.
+func parseFormatsFile(t *testing.T) (in []byte, out string) {
+	t.Helper()
 	dir := t.TempDir()
 	testIssuer(t, dir, "issuer", parseIssuerSeed)
 	in, err := os.ReadFile("testdata/parse-formats.txt")
@@ -65,6 +65,14 @@ func TestParseFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return in, got
+}
+
+// TestParseFormats runs every example and edge case of FORMATS.md (testdata/parse-formats.txt, one per line, in
+// the bytes a reader would send: BOM, NUL padding, CR LF, NFD, fullwidth bars) and compares the output with
+// testdata/parse-formats.golden.jsonl. go test -run TestParseFormats -update rewrites the golden file.
+func TestParseFormats(t *testing.T) {
+	in, got := parseFormatsFile(t)
 
 	// One object per input line, numbered, in the schema.
 	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
@@ -122,16 +130,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // TestParseFormatsKinds pins the kind and first reason of the golden run's lines that FORMATS.md names, so that
 // rewriting the golden file cannot silently change them.
 func TestParseFormatsKinds(t *testing.T) {
-	dir := t.TempDir()
-	testIssuer(t, dir, "issuer", parseIssuerSeed)
-	in, err := os.ReadFile("testdata/parse-formats.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := parseRun(t, string(in), "--now", parseTestNow, "--pass-key", filepath.Join(dir, "issuer.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, got := parseFormatsFile(t)
 	var outs []parseOutcome
 	for _, l := range strings.Split(strings.TrimSuffix(got, "\n"), "\n") {
 		var o parseOutcome
@@ -242,22 +241,10 @@ func TestParseLines(t *testing.T) {
 			}
 			kinds = append(kinds, o.Kind)
 		}
-		if !equalKinds(kinds, tc.kinds) {
+		if !slices.Equal(kinds, tc.kinds) {
 			t.Errorf("%q: kinds %q, want %q", tc.in, kinds, tc.kinds)
 		}
 	}
-}
-
-func equalKinds(a, b []payload.Kind) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestParseTooLong: a line over 1 MiB is one too_long object and the next line is read normally.

@@ -61,7 +61,7 @@ func TestEvdevRecordings(t *testing.T) {
 				size = 16
 			}
 			e := openEvdev(t, EvdevOptions{Path: filepath.Join("testdata", tc.file), AltCodePage: tc.altPage, RecordSize: size})
-			if got := readItems(t, e, len(tc.want)); !equalItems(got, tc.want) {
+			if got := readItems(t, e, len(tc.want)); !slices.Equal(got, tc.want) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
@@ -108,7 +108,7 @@ func TestEvdevFIFO(t *testing.T) {
 	}()
 	e := openEvdev(t, EvdevOptions{Path: fifo, RecordSize: 16})
 	want := []item{{text: "Hello World"}, {text: "ABcx"}, {text: "ABCd1!e"}, {text: "éễA"}, {text: "a|b-c_d"}, {reason: "EOF"}}
-	if got := readItems(t, e, len(want)); !equalItems(got, want) {
+	if got := readItems(t, e, len(want)); !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }

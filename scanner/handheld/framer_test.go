@@ -2,6 +2,7 @@ package handheld
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func TestFramer(t *testing.T) {
 				}
 				got = append(got, frames(f)...)
 			}
-			if !equalItems(got, tc.want) {
+			if !slices.Equal(got, tc.want) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
@@ -139,7 +140,7 @@ func TestFramerReset(t *testing.T) {
 	f.feed([]byte("done\rpart"), t0)
 	f.reset()
 	f.feed([]byte("ial\n"), t0)
-	if got := frames(f); !equalItems(got, []item{{text: "done"}, {text: "ial"}}) {
+	if got := frames(f); !slices.Equal(got, []item{{text: "done"}, {text: "ial"}}) {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -158,19 +159,7 @@ func TestFramerMemoryBounded(t *testing.T) {
 	}
 	f.feed([]byte("\nok\n"), t0.Add(time.Hour))
 	got = append(got, frames(f)...)
-	if !equalItems(got, []item{{reason: payload.CodeTooLong}, {text: "ok"}}) {
+	if !slices.Equal(got, []item{{reason: payload.CodeTooLong}, {text: "ok"}}) {
 		t.Fatalf("got %q", got)
 	}
-}
-
-func equalItems(a, b []item) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

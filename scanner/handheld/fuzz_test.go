@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func FuzzFramer(f *testing.F) {
 		plain.flush()
 		collect()
 
-		if want := reference(in, fuzzMax); !equalItems(gotPlain, dropEmpty(want)) {
+		if want := reference(in, fuzzMax); !slices.Equal(gotPlain, dropEmpty(want)) {
 			t.Fatalf("in %q: got %q, want %q", in, gotPlain, dropEmpty(want))
 		}
 		var joined strings.Builder
@@ -185,7 +186,7 @@ func FuzzKeyDecoder(f *testing.F) {
 			return out
 		}
 		whole := run(len(in) + 1)
-		if split := run(int(cut) + 1); !equalItems(whole, split) {
+		if split := run(int(cut) + 1); !slices.Equal(whole, split) {
 			t.Fatalf("whole %q, in reads of %d: %q", whole, int(cut)+1, split)
 		}
 	})

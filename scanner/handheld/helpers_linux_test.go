@@ -24,20 +24,28 @@ type source interface {
 // nextItem reads one code, or the reason it was rejected; io.EOF is the item {reason: "EOF"}.
 func nextItem(t *testing.T, src source) item {
 	t.Helper()
+	it, err := readItem(src)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return it
+}
+
+// readItem is one Next as an item; an error other than a rejection or io.EOF is returned.
+func readItem(src source) (item, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := src.Next(ctx)
 	var r payload.Reason
 	switch {
 	case err == nil:
-		return item{text: s}
+		return item{text: s}, nil
 	case errors.As(err, &r):
-		return item{reason: r.Code}
+		return item{reason: r.Code}, nil
 	case errors.Is(err, io.EOF):
-		return item{reason: "EOF"}
+		return item{reason: "EOF"}, nil
 	}
-	t.Fatalf("Next: %v", err)
-	return item{}
+	return item{}, err
 }
 
 func readItems(t *testing.T, src source, n int) []item {

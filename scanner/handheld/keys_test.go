@@ -2,6 +2,7 @@ package handheld
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,7 +194,7 @@ func TestKeyDecoder(t *testing.T) {
 			t.Run(tc.name+"/"+map[int]string{24: "64-bit", 16: "32-bit"}[size], func(t *testing.T) {
 				k := newTypist(size)
 				tc.typing(k)
-				if got := decodeAll(t, tc.layout, tc.altPage, size, k.b); !equalItems(got, tc.want) {
+				if got := decodeAll(t, tc.layout, tc.altPage, size, k.b); !slices.Equal(got, tc.want) {
 					t.Fatalf("got %q, want %q", got, tc.want)
 				}
 				// Any split of the records over reads decodes the same.
@@ -212,7 +213,7 @@ func TestKeyDecoder(t *testing.T) {
 							got = append(got, item{text: s})
 						}
 					}
-					if !equalItems(got, tc.want) {
+					if !slices.Equal(got, tc.want) {
 						t.Fatalf("in reads of %d bytes: got %q, want %q", cut, got, tc.want)
 					}
 				}
@@ -245,7 +246,7 @@ func TestKeyDecoderGap(t *testing.T) {
 	k.t = k.t.Add(DefaultGap / 2)
 	k.tap(kD)
 	got := decodeAll(t, "us", "", 0, k.b)
-	if !equalItems(got, []item{{text: "ab"}, {text: "cd"}}) {
+	if !slices.Equal(got, []item{{text: "ab"}, {text: "cd"}}) {
 		t.Fatalf("got %q", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,18 +89,11 @@ func openSerial(t *testing.T, opt SerialOptions) *Serial {
 func nextAsync(src source) <-chan item {
 	ch := make(chan item, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := src.Next(ctx)
-		var r payload.Reason
-		switch {
-		case err == nil:
-			ch <- item{text: s}
-		case errors.As(err, &r):
-			ch <- item{reason: r.Code}
-		default:
-			ch <- item{reason: "error: " + err.Error()}
+		it, err := readItem(src)
+		if err != nil {
+			it = item{reason: "error: " + err.Error()}
 		}
+		ch <- it
 	}()
 	return ch
 }
@@ -125,7 +119,7 @@ func TestSerialFraming(t *testing.T) {
 			s := openSerial(t, SerialOptions{Path: r.path(), Gap: 50 * time.Millisecond})
 			r.send(t, []byte(tc.in))
 			got := readItems(t, s, len(tc.want))
-			if !equalItems(got, tc.want) {
+			if !slices.Equal(got, tc.want) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
@@ -218,7 +212,7 @@ func TestSerialGarbageBounded(t *testing.T) {
 		r.ptm.Write([]byte("\r\nA1\r\n"))
 	}()
 	got := readItems(t, s, 2)
-	if !equalItems(got, []item{{reason: payload.CodeTooLong}, {text: "A1"}}) {
+	if !slices.Equal(got, []item{{reason: payload.CodeTooLong}, {text: "A1"}}) {
 		t.Fatalf("got %q", got)
 	}
 	if cap(s.fr.buf) > 2*1024 {
