@@ -460,3 +460,38 @@ func TestReadKeyFileErrorNamesPath(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// BenchmarkSeal is what sealing adds to a scan: a device seals two fields an entry (display and personal), each
+// about this size as JSON.
+func BenchmarkSeal(b *testing.B) {
+	k, err := Generate(RoleService, nil, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte("x"), 300)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Seal(k.PublicOnly(), plain, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpen is the hub's cost of opening one display field at ingest.
+func BenchmarkOpen(b *testing.B) {
+	k, err := Generate(RoleService, nil, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sealed, err := Seal(k, bytes.Repeat([]byte("x"), 100), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := Ring{k}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Open(sealed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
