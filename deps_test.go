@@ -27,7 +27,8 @@ var hardware = []string{
 var impure = []string{"net", "database/sql", "go.etcd.io/bbolt", "github.com/eclipse/paho.mqtt.golang",
 	"github.com/mochi-mqtt/", "os/exec", "github.com/jackc/pgx", "modernc.org/sqlite"}
 
-var pure = []string{mod + "scanner/payload", mod + "scanner/decide", mod + "sync/wire"}
+var pure = []string{mod + "scanner/payload", mod + "scanner/decide", mod + "sync/wire", mod + "scanner/stoplist",
+	mod + "scanner/subject"}
 
 func has(list []string, prefix string) (string, bool) {
 	for _, p := range list {
