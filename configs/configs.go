@@ -34,7 +34,7 @@ var HubExample []byte
 type Device struct {
 	DeviceID     string   `yaml:"device_id"`      // ^[a-z0-9][a-z0-9-]{0,62}$ (an MQTT topic level); required
 	Site         string   `yaml:"site"`           // same pattern; default "default"
-	Direction    string   `yaml:"direction"`      // "in" (default) or "out"
+	Direction    string   `yaml:"direction"`      // "in" (default), "out", "toggle" (one reader, the guard flips it) or "auto" (in unless last seen in)
 	StateDir     string   `yaml:"state_dir"`      // absolute path; default "/var/lib/vaora"
 	Broker       string   `yaml:"broker"`         // tcp://host:port (ssl:// accepted for later); required
 	TopicRoot    string   `yaml:"topic_root"`     // default "vaora/v1"; MQTT topic without wildcards, no leading/trailing slash
@@ -42,6 +42,7 @@ type Device struct {
 	MaxLineBytes int      `yaml:"max_line_bytes"` // longest code accepted from a text source; default 4096; 64..1048576
 	Keys         string   `yaml:"keys"`           // directory of service.pub, authority.pub, subject.key and issuer*.pub; default /etc/vaora/keys
 	Reader       Reader   `yaml:"reader"`
+	Decision     Decision `yaml:"decision"`
 	Camera       Camera   `yaml:"camera"`
 	Uplink       Uplink   `yaml:"uplink"`
 	Storage      Storage  `yaml:"storage"`
@@ -60,6 +61,22 @@ type Reader struct {
 	Baud             int    `yaml:"baud"`              // serial line speed; default 9600; 1200..4000000 (14400 seen on some CDC readers)
 	FallbackEncoding string `yaml:"fallback_encoding"` // bytes that are not UTF-8: "none" (default: rejected, "reader is not in UTF-8 mode") or "windows-1258"
 	Layout           string `yaml:"layout"`            // keyboard layout a keyboard-wedge reader types in: "us" (default), "de" or "fr"
+}
+
+// Decision is the site's choice of what the gate shows.
+type Decision struct {
+	Claimed         string        `yaml:"claimed"`          // colour of a valid but unsigned identity (CCCD, COVID-app code, BHYT): "amber" (default) or "green"
+	DuplicateWindow time.Duration `yaml:"duplicate_window"` // a repeat scan (same person, same direction, this reader) within it is blue; default 5m; 0 (off) to 24h
+	PresenceHorizon time.Duration `yaml:"presence_horizon"` // direction auto: a person seen in longer ago than this scans in again; default 24h; 1m to 720h
+}
+
+// MarshalYAML writes the durations as durations, so a marshalled config loads again.
+func (d Decision) MarshalYAML() (any, error) {
+	return struct {
+		Claimed         string `yaml:"claimed"`
+		DuplicateWindow string `yaml:"duplicate_window"`
+		PresenceHorizon string `yaml:"presence_horizon"`
+	}{d.Claimed, d.DuplicateWindow.String(), d.PresenceHorizon.String()}, nil
 }
 
 // Camera is how the camera: and dir: inputs capture frames and turn them into scans. An input's own options
@@ -161,6 +178,7 @@ func DefaultDevice() Device {
 		MaxLineBytes: 4096,
 		Keys:         "/etc/vaora/keys",
 		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
+		Decision:     Decision{Claimed: "amber", DuplicateWindow: 5 * time.Minute, PresenceHorizon: 24 * time.Hour},
 		Camera: Camera{
 			Size:         "640x480",
 			Format:       "auto",

@@ -97,8 +97,8 @@ func (d *Device) validate() *Error {
 	if msg := checkName(d.Site); msg != "" {
 		return bad("site", "%s", msg)
 	}
-	if d.Direction != "in" && d.Direction != "out" {
-		return bad("direction", "%s is not a direction; write in or out", quote(d.Direction))
+	if !slices.Contains([]string{"in", "out", "toggle", "auto"}, d.Direction) {
+		return bad("direction", "%s is not a direction; write in (an entrance), out (an exit), toggle (one reader for both, the guard flips it) or auto (one reader for both: in, unless the person was last seen in)", quote(d.Direction))
 	}
 	if msg := checkAbsPath(d.StateDir, "/var/lib/vaora"); msg != "" {
 		return bad("state_dir", "%s", msg)
@@ -145,6 +145,15 @@ func (d *Device) validate() *Error {
 	}
 	if msg := checkLayout(d.Reader.Layout); msg != "" {
 		return bad("reader.layout", "%s", strings.TrimPrefix(msg, "layout "))
+	}
+	if c := d.Decision.Claimed; c != "amber" && c != "green" {
+		return bad("decision.claimed", "%s is not a colour for a claimed identity; write amber (check the person against the name) or green (the site accepts unsigned cards as they are)", quote(c))
+	}
+	if w := d.Decision.DuplicateWindow; w < 0 || w > 24*time.Hour {
+		return bad("decision.duplicate_window", "%s is out of range (allowed 0, which turns duplicates off, to 24h)", w)
+	}
+	if h := d.Decision.PresenceHorizon; h < time.Minute || h > 720*time.Hour {
+		return bad("decision.presence_horizon", "%s is out of range (allowed 1m to 720h)", h)
 	}
 	if _, _, msg := parseFrameSize(d.Camera.Size); msg != "" {
 		return bad("camera.size", "%s", strings.TrimPrefix(msg, "size "))

@@ -90,8 +90,8 @@ func loadDeviceKeys(dir string) (*deviceKeys, error) {
 }
 
 // subjectKey is the gate's SubjectKey.
-func (k *deviceKeys) subjectKey(kind payload.Kind, identifier string) string {
-	return k.subjects.Key(string(kind), identifier).String()
+func (k *deviceKeys) subjectKey(kind payload.Kind, identifier string) subject.Key {
+	return k.subjects.Key(string(kind), identifier)
 }
 
 // ids lists the key ids, for the start-up log (ids are safe to log: they name keys, not people).
@@ -113,7 +113,7 @@ type personal struct {
 // seal fills in an entry's sealed fields from a scan: the masked fields to the hub's service key, the full ones to
 // the authority key. Nothing personal goes into the entry any other way.
 func (k *deviceKeys) seal(e *wire.Entry, s gate.Scan) error {
-	e.Subject = s.Subject
+	e.Subject, e.ListVersion = s.Subject, s.ListVersion
 	if s.Masked != (payload.Masked{}) {
 		b, err := json.Marshal(s.Masked)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/vaora/vaora/configs"
 	"github.com/vaora/vaora/scanner/camera"
 	"github.com/vaora/vaora/scanner/clock"
+	"github.com/vaora/vaora/scanner/decide"
 	"github.com/vaora/vaora/scanner/feedback"
 	"github.com/vaora/vaora/scanner/gate"
 	"github.com/vaora/vaora/scanner/handheld"
@@ -64,7 +65,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	stateDir := fs.String("state-dir", "", "directory of the outbox (default /var/lib/vaora)")
 	topicRoot := fs.String("topic-root", "", "MQTT topic root (default vaora/v1)")
 	keysDir := fs.String("keys", "", "directory of service.pub, authority.pub, subject.key, issuer*.pub (default /etc/vaora/keys)")
-	direction := fs.String("direction", "", "in or out (default in)")
+	direction := fs.String("direction", "", "in, out, toggle or auto (default in)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
 	var ins inputs
@@ -191,7 +192,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return map[string]any{"pending": st.Pending, "storage_level": st.Level, "storage_live_bytes": st.LiveBytes,
 				"storage_budget": st.Budget, "quarantined": len(st.Quarantined)}
 		}}, ob)
-	g := &gate.Gate{Device: cfg.DeviceID, Direction: cfg.Direction, Clock: clock.New(),
+	g := &gate.Gate{Device: cfg.DeviceID, Mode: decide.Mode(cfg.Direction), Direction: "in", Clock: clock.New(),
+		Policy: decide.Policy{ClaimedGreen: cfg.Decision.Claimed == "green", DuplicateWindow: cfg.Decision.DuplicateWindow,
+			PresenceHorizon: cfg.Decision.PresenceHorizon},
 		Formats: payload.Options{PassKeys: keys.issuers}, SubjectKey: keys.subjectKey,
 		Recorder: recorder{ob: ob, up: up, keys: keys, admit: fullPolicy == "admit"},
 		Feedback: feedback.NewTerminal(stdout), Log: log}

@@ -16,9 +16,9 @@ import (
 
 // entryColumns is the column order of every INSERT and SELECT of entries.
 const entryColumns = `device, epoch, seq, v, direction, kind, state, reasons, masked_name, scanned_at, boot_id, ` +
-	`mono_ns, clock_synced, subject, display, personal, received_at`
+	`mono_ns, clock_synced, subject, display, personal, list_version, received_at`
 
-const entryParams = 17
+const entryParams = 18
 
 // group is one device epoch in a batch.
 type group struct {
@@ -199,7 +199,7 @@ func (db *DB) insertChunk(ctx context.Context, tx *sql.Tx, chunk []wire.Entry, r
 		}
 		args = append(args, e.Device, e.Epoch.String(), int64(e.Seq), e.V, e.Direction, e.Kind, e.State,
 			string(rj), e.MaskedName, db.d.timeArg(e.ScannedAt), e.BootID, e.MonoNS, e.ClockSynced, e.Subject, e.Display,
-			e.Personal, recv)
+			e.Personal, int64(e.ListVersion), recv)
 	}
 	b.WriteString(` ON CONFLICT DO NOTHING`)
 	_, err := tx.ExecContext(ctx, db.d.q(b.String()), args...)

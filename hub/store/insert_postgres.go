@@ -11,7 +11,7 @@ import (
 
 // PostgreSQL's insert does the same as insertEach, in a fixed number of statements whatever the number of device
 // epochs in the batch: each statement is a network round trip, and a busy hub commits many devices' batches in one
-// transaction. The rows travel as one array per column (binary, unnested by the server), not as 17 parameters a row.
+// transaction. The rows travel as one array per column (binary, unnested by the server), not as 18 parameters a row.
 //
 // Rows that are new go in with a plain INSERT, which costs the server a third less than INSERT ... ON CONFLICT DO
 // NOTHING. That is safe because every writer of a device epoch's rows holds its mark's row lock from before it
@@ -35,12 +35,12 @@ const pgStored = `SELECT g.i, x.seq
 
 const pgRowArrays = `FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::text[],
 	$7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::bigint[], $13::boolean[], $14::text[],
-	$15::text[], $16::text[])`
+	$15::text[], $16::text[], $17::bigint[])`
 
 // pgInsertNew writes rows known to be absent; pgInsertRows skips a key already stored, or earlier in the same
 // arrays (the copy stored first wins), for the rare device epoch whose stored seqs were too many to list.
 const (
-	pgInsertNew  = `INSERT INTO entries (` + entryColumns + `) SELECT *, $17::timestamptz ` + pgRowArrays
+	pgInsertNew  = `INSERT INTO entries (` + entryColumns + `) SELECT *, $18::timestamptz ` + pgRowArrays
 	pgInsertRows = pgInsertNew + ` ON CONFLICT DO NOTHING`
 )
 
@@ -250,6 +250,7 @@ func insertArrays(ctx context.Context, tx *sql.Tx, query string, chunk []*wire.E
 		device, epoch, direction, kind, state = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		reasons, masked, bootID               = make([]string, n), make([]string, n), make([]string, n)
 		subject, display, personal            = make([]string, n), make([]string, n), make([]string, n)
+		listVersion                           = make([]int64, n)
 		seq, mono                             = make([]int64, n), make([]int64, n)
 		v                                     = make([]int32, n)
 		scanned                               = make([]time.Time, n)
@@ -273,9 +274,9 @@ func insertArrays(ctx context.Context, tx *sql.Tx, query string, chunk []*wire.E
 		}
 		scanned[i] = e.ScannedAt.UTC().Truncate(time.Microsecond)
 		mono[i], synced[i] = e.MonoNS, e.ClockSynced
-		subject[i], display[i], personal[i] = e.Subject, e.Display, e.Personal
+		subject[i], display[i], personal[i], listVersion[i] = e.Subject, e.Display, e.Personal, int64(e.ListVersion)
 	}
 	_, err := tx.ExecContext(ctx, query, device, epoch, seq, v, direction, kind, state, reasons, masked, scanned,
-		bootID, mono, synced, subject, display, personal, receivedAt.UTC().Truncate(time.Microsecond))
+		bootID, mono, synced, subject, display, personal, listVersion, receivedAt.UTC().Truncate(time.Microsecond))
 	return err
 }

@@ -48,7 +48,8 @@ var migrations = []string{
 	// sealed to the authority key, which the hub may not hold at all.
 	`ALTER TABLE entries ADD COLUMN subject TEXT NOT NULL DEFAULT '';
 	ALTER TABLE entries ADD COLUMN display TEXT NOT NULL DEFAULT '';
-	ALTER TABLE entries ADD COLUMN personal TEXT NOT NULL DEFAULT '';`,
+	ALTER TABLE entries ADD COLUMN personal TEXT NOT NULL DEFAULT '';
+	ALTER TABLE entries ADD COLUMN list_version BIGINT NOT NULL DEFAULT 0; -- the stop list the decision used`,
 }
 
 // migrate brings the schema up to date in one transaction and returns the versions before and after.

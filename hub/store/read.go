@@ -37,7 +37,7 @@ func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
 		)
 		err := rows.Scan(&r.Device, &epoch, &seq, &r.V, &r.Direction, &r.Kind, &r.State, &reasons, &r.MaskedName,
 			timeScanner{&r.ScannedAt}, &r.BootID, &r.MonoNS, &r.ClockSynced, &r.Subject, &r.Display, &r.Personal,
-			timeScanner{&r.ReceivedAt})
+			uint64Scanner{&r.ListVersion}, timeScanner{&r.ReceivedAt})
 		if err != nil {
 			return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
 		}
@@ -94,5 +94,17 @@ func (s timeScanner) parse(v string) error {
 		return fmt.Errorf("time column holds %q, want %s", v, sqliteTimeLayout)
 	}
 	*s.t = t
+	return nil
+}
+
+// uint64Scanner reads a BIGINT column that holds a uint64 below 2^63 (wire.Entry.Validate keeps it there).
+type uint64Scanner struct{ v *uint64 }
+
+func (s uint64Scanner) Scan(src any) error {
+	v, ok := src.(int64)
+	if !ok || v < 0 {
+		return fmt.Errorf("column holds %T %v, want a non-negative integer", src, src)
+	}
+	*s.v = uint64(v)
 	return nil
 }

@@ -109,6 +109,7 @@ func entry(device string, epoch wire.Epoch, seq uint64) wire.Entry {
 		e.Subject = fmt.Sprintf("%032x", seq)
 		e.Display = fmt.Sprintf("v1.3f2a9c10e4b7d655.display-%d", seq)
 		e.Personal = fmt.Sprintf("v1.0011223344556677.personal_%d", seq)
+		e.ListVersion = seq * 1000
 	}
 	return e
 }

@@ -9,10 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/vaora/vaora/scanner/clock"
 	"github.com/vaora/vaora/scanner/decide"
 	"github.com/vaora/vaora/scanner/payload"
+	"github.com/vaora/vaora/scanner/stoplist"
+	"github.com/vaora/vaora/scanner/subject"
 )
 
 // Source delivers codes as read. A payload.Reason returned as the error rejects that one read and the source goes
@@ -42,14 +46,15 @@ type Feedback interface {
 // Scan is what the gate hands the recorder for one accepted code. Masked and Person are personal data: the recorder
 // seals them before anything is written (ARCHITECTURE.md, privacy model), and they are never logged.
 type Scan struct {
-	Direction string
-	Kind      payload.Kind
-	State     decide.State
-	Reasons   []string // reason codes
-	Subject   string   // the subject key, 32 hex digits; "" when the code names nobody
-	Masked    payload.Masked
-	Person    payload.Person
-	Time      clock.Stamp
+	Direction   string
+	Kind        payload.Kind
+	State       decide.State
+	Reasons     []string // reason codes
+	ListVersion uint64   // the stop list the decision used; 0 when none
+	Subject     string   // the subject key, 32 hex digits; "" when the code names nobody
+	Masked      payload.Masked
+	Person      payload.Person
+	Time        clock.Stamp
 }
 
 // Receipt is the identity the outbox gave an entry.
@@ -72,16 +77,89 @@ type Outcome struct {
 // Gate is one device's scan path.
 type Gate struct {
 	Device    string
-	Direction string // in | out
+	Mode      decide.Mode // in, out (fixed), toggle or auto; "" is in
+	Direction string      // for ModeToggle: the direction at start (in or out); SetDirection flips it
 	Policy    decide.Policy
 	Formats   payload.Options // the issuer keys vaora passes are verified with
 	// SubjectKey turns a code's normalised identifier into its subject key (scanner/subject: a memory-hard keyed
 	// hash, tens of milliseconds). Nil: entries carry no subject key.
-	SubjectKey func(kind payload.Kind, identifier string) string
-	Clock      *clock.Clock
-	Recorder   Recorder
-	Feedback   Feedback
-	Log        *slog.Logger
+	SubjectKey func(kind payload.Kind, identifier string) subject.Key
+	// StopList returns the stop list in force (nil: none received yet). Nil: the site has no stop list.
+	StopList func() *stoplist.List
+	Clock    *clock.Clock
+	Recorder Recorder
+	Feedback Feedback
+	Log      *slog.Logger
+
+	mu       sync.Mutex
+	toggled  string                      // the direction set since start, if any
+	presence map[subject.Key]decide.Seen // each person's last recorded entry here
+}
+
+// SetDirection sets the direction of the next scans, for a toggle device (a key or a button flips it).
+func (g *Gate) SetDirection(direction string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.toggled = direction
+}
+
+// maxPresence bounds the people the gate remembers: a factory gate's shift, many times over.
+const maxPresence = 200_000
+
+// lastSeen is the person's last recorded entry here, if remembered.
+func (g *Gate) lastSeen(k subject.Key) *decide.Seen {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s, ok := g.presence[k]; ok {
+		return &s
+	}
+	return nil
+}
+
+// remember records a person's entry. When the memory is full, the entries older than the window that matters (the
+// duplicate window, the presence horizon) go first; if that frees nothing, everything older than an hour.
+func (g *Gate) remember(k subject.Key, s decide.Seen) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.presence == nil {
+		g.presence = map[subject.Key]decide.Seen{}
+	}
+	if len(g.presence) >= maxPresence {
+		keep := max(g.Policy.DuplicateWindow, g.Policy.PresenceHorizon, 24*time.Hour)
+		for _, horizon := range []time.Duration{keep, time.Hour, 0} {
+			for pk, ps := range g.presence {
+				if s.At.Sub(ps.At) >= horizon {
+					delete(g.presence, pk)
+				}
+			}
+			if len(g.presence) < maxPresence {
+				break
+			}
+		}
+	}
+	g.presence[k] = s
+}
+
+func (g *Gate) context(now time.Time, k subject.Key, named bool) decide.Context {
+	g.mu.Lock()
+	dir := g.Direction
+	if g.toggled != "" {
+		dir = g.toggled
+	}
+	g.mu.Unlock()
+	c := decide.Context{Now: now, Mode: g.Mode, Direction: dir}
+	if named {
+		c.Last = g.lastSeen(k)
+	}
+	if g.StopList != nil {
+		if l := g.StopList(); l != nil {
+			c.List = decide.ListState{Have: true, Version: l.Version(), Issued: l.Issued()}
+			if named {
+				c.List.Reason, c.List.Listed = l.Lookup(k)
+			}
+		}
+	}
+	return c
 }
 
 // Run handles every code from src until it ends (io.EOF: nil) or ctx is cancelled.
@@ -113,12 +191,18 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 	} else {
 		res = payload.ParseWith(text, stamp.Wall, g.Formats)
 	}
-	d := decide.Decide(g.Policy, res)
-	o := Outcome{Result: "rejected", State: d.State, Kind: res.Kind, Direction: g.Direction,
+	key, named := g.subject(res)
+	c := g.context(stamp.Wall, key, named)
+	d := decide.Decide(g.Policy, res, c)
+	o := Outcome{Result: "rejected", State: d.State, Kind: res.Kind, Direction: d.Direction,
 		MaskedName: res.Masked.Name, Reasons: d.Reasons}
 	if d.Record {
-		rc, err := g.Recorder.Record(ctx, Scan{Direction: g.Direction, Kind: res.Kind, State: d.State,
-			Reasons: codes(d.Reasons), Subject: g.subject(res), Masked: res.Masked, Person: res.Person, Time: stamp})
+		sc := Scan{Direction: d.Direction, Kind: res.Kind, State: d.State, Reasons: codes(d.Reasons),
+			ListVersion: c.List.Version, Masked: res.Masked, Person: res.Person, Time: stamp}
+		if named {
+			sc.Subject = key.String()
+		}
+		rc, err := g.Recorder.Record(ctx, sc)
 		switch {
 		case errors.Is(err, ErrStorageFullAdmit):
 			g.Log.Error("storage full: the scan was NOT recorded; admitted by the site's policy", "device", g.Device)
@@ -134,6 +218,9 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 			o.Reasons = append(o.Reasons, payload.GateReason(payload.CodeStorageFault))
 		default:
 			o.Result, o.Receipt = "accepted", rc
+			if named {
+				g.remember(key, decide.Seen{At: stamp.Wall, Direction: d.Direction})
+			}
 		}
 	}
 	g.logDecision(o)
@@ -157,14 +244,15 @@ func (g *Gate) adviseOperator(rs []payload.Reason) {
 }
 
 // subject is the subject key of a code: the one a verified pass carries, else the keyed hash of its identifier.
-func (g *Gate) subject(res payload.Result) string {
+func (g *Gate) subject(res payload.Result) (subject.Key, bool) {
 	switch {
 	case res.SubjectKey != "":
-		return res.SubjectKey
+		k, err := subject.ParseKey(res.SubjectKey)
+		return k, err == nil
 	case res.Subject != "" && g.SubjectKey != nil:
-		return g.SubjectKey(res.Kind, res.Subject)
+		return g.SubjectKey(res.Kind, res.Subject), true
 	}
-	return ""
+	return subject.Key{}, false
 }
 
 func (g *Gate) logDecision(o Outcome) {

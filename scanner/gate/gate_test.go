@@ -11,10 +11,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vaora/vaora/scanner/clock"
 	"github.com/vaora/vaora/scanner/decide"
 	"github.com/vaora/vaora/scanner/payload"
+	"github.com/vaora/vaora/scanner/stoplist"
+	"github.com/vaora/vaora/scanner/subject"
 )
 
 const cccd = "001090012345|123456789|Nguyễn Văn An|01021990|Nam|12 Phố Hàng Bạc, Phường Hoàn Kiếm, Hà Nội|10102021"
@@ -40,7 +43,14 @@ func (s *shown) Show(o Outcome) { *s = append(*s, o) }
 func newGate(rec Recorder, fb Feedback, logs io.Writer) *Gate {
 	return &Gate{Device: "gate-1", Direction: "in", Clock: clock.New(), Recorder: rec, Feedback: fb,
 		Log:        slog.New(slog.NewJSONHandler(logs, nil)),
-		SubjectKey: func(kind payload.Kind, id string) string { return fmt.Sprintf("%032x", len(kind)+len(id)) }}
+		SubjectKey: fakeSubject}
+}
+
+// fakeSubject stands in for the Argon2id hash: distinct identifiers give distinct keys.
+func fakeSubject(kind payload.Kind, id string) subject.Key {
+	var k subject.Key
+	copy(k[:], string(kind)+":"+id)
+	return k
 }
 
 func decisionLog(t *testing.T, logs *bytes.Buffer) map[string]any {
@@ -64,7 +74,7 @@ func TestAccepted(t *testing.T) {
 		t.Fatalf("recorded %+v", s)
 	}
 	// The recorder gets the full fields to seal, and the subject key of the card number.
-	if s.Person.ID != "001090012345" || s.Person.Name != "Nguyễn Văn An" || s.Subject != fmt.Sprintf("%032x", len("cccd")+12) {
+	if s.Person.ID != "001090012345" || s.Person.Name != "Nguyễn Văn An" || s.Subject != fakeSubject(payload.KindCCCD, "001090012345").String() {
 		t.Fatalf("recorded %+v", s)
 	}
 	m := decisionLog(t, logs)
@@ -172,5 +182,47 @@ func TestKeyboardModeReader(t *testing.T) {
 	if !strings.Contains(logs.String(), `"level":"WARN","msg":"reader set-up: `) ||
 		!strings.Contains(logs.String(), "switch it to serial (USB-COM) mode") {
 		t.Fatalf("log does not tell the operator to switch the reader:\n%s", logs)
+	}
+}
+
+// The gate remembers who it recorded: a second scan in the same direction within the window is blue, recorded; a
+// person on the stop list is red, recorded, with the list's version; auto mode sends a person seen in out again.
+func TestPresenceAndStopList(t *testing.T) {
+	rec, fb, logs := &memRecorder{}, &shown{}, &bytes.Buffer{}
+	g := newGate(rec, fb, logs)
+	g.Policy = decide.Policy{DuplicateWindow: time.Minute, ListBudget: time.Hour}
+	listed, err := stoplist.New(9, time.Now(), []stoplist.Entry{{Key: fakeSubject(payload.KindCCCD, "075185000123"), Reason: "banned"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.StopList = func() *stoplist.List { return listed }
+	ctx := context.Background()
+
+	if o := g.Handle(ctx, cccd, nil); o.State != decide.Amber || o.Result != "accepted" {
+		t.Fatalf("first scan: %+v", o)
+	}
+	o := g.Handle(ctx, cccd, nil)
+	if o.State != decide.Blue || o.Result != "accepted" || o.Reasons[0].Code != payload.CodeDuplicateIn {
+		t.Fatalf("second scan: %+v", o)
+	}
+	binh := "075185000123||Trần Thị Bình|14071985|Nữ|Ấp 3, Xã Phước Thiền, Huyện Nhơn Trạch, Đồng Nai|20052021"
+	o = g.Handle(ctx, binh, nil)
+	if o.State != decide.Red || o.Result != "accepted" || o.Reasons[0].Code != payload.CodeStopListed ||
+		!strings.Contains(o.Reasons[0].Message, "(banned)") {
+		t.Fatalf("listed person: %+v", o)
+	}
+	if last := rec.scans[len(rec.scans)-1]; last.ListVersion != 9 || last.State != decide.Red {
+		t.Fatalf("recorded %+v", last)
+	}
+
+	// Auto mode: the person recorded in above goes out on the next scan; toggle follows SetDirection.
+	g.Mode = decide.ModeAuto
+	if o := g.Handle(ctx, cccd, nil); o.Direction != "out" {
+		t.Fatalf("auto after in: %+v", o)
+	}
+	g.Mode = decide.ModeToggle
+	g.SetDirection("out")
+	if o := g.Handle(ctx, binh, nil); o.Direction != "out" {
+		t.Fatalf("toggle set to out: %+v", o)
 	}
 }

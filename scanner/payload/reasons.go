@@ -1,5 +1,7 @@
 package payload
 
+import "strings"
+
 // Reason codes. They are stable: logs, the database and dashboards key on them.
 // docs/reason-codes.md lists each with its severity and meaning, and a test
 // keeps the two in step. Messages never quote the code's content.
@@ -113,6 +115,12 @@ const (
 	CodeStorageFault        = "storage_fault"
 	CodeStorageFull         = "storage_full"
 	CodeStorageFullAdmitted = "storage_full_admitted"
+	CodeStopListed          = "stop_listed"
+	CodeStopListStale       = "stop_list_stale"
+	CodeStopListMissing     = "stop_list_missing"
+	CodeDuplicateIn         = "duplicate_in"
+	CodeDuplicateOut        = "duplicate_out"
+	CodeExitWithoutEntry    = "exit_without_entry"
 )
 
 var gateReasonTable = []reasonDef{
@@ -120,13 +128,24 @@ var gateReasonTable = []reasonDef{
 	{CodeStorageFault, SeverityError, "This scan could not be saved and is not admitted: call the administrator."},
 	{CodeStorageFull, SeverityError, "Storage full: this scan is not recorded and not admitted; the device cannot reach the hub, call the administrator."},
 	{CodeStorageFullAdmitted, SeverityWarning, "Storage full: this scan is NOT recorded, admitted by the site's policy; call the administrator."},
+	// {} is filled in by GateReasonf: the list's reason code, a time of day, an age. Never personal data.
+	{CodeStopListed, SeverityError, "On the site's stop list ({}): do not admit; the scan is recorded; call the supervisor."},
+	{CodeStopListStale, SeverityWarning, "The stop list is out of date ({} old): the device has not heard from the hub; check its connection."},
+	{CodeStopListMissing, SeverityWarning, "No stop list received yet: the person cannot be checked against it; check the device's connection to the hub."},
+	{CodeDuplicateIn, SeverityWarning, "Already in since {}: scanned again, recorded again."},
+	{CodeDuplicateOut, SeverityWarning, "Already out since {}: scanned again, recorded again."},
+	{CodeExitWithoutEntry, SeverityWarning, "Exit without an entry: this person was not scanned in at this reader; check how they came in."},
 }
 
 // GateReason returns the reason a later stage of the gate gives, by its code (CodeIdentityClaimed, CodeStorageFault).
-func GateReason(code string) Reason {
+func GateReason(code string) Reason { return GateReasonf(code, "") }
+
+// GateReasonf is GateReason with the message's {} filled in by value (a reason code, a time of day, an age: never
+// personal data).
+func GateReasonf(code, value string) Reason {
 	for _, d := range gateReasonTable {
 		if d.code == code {
-			return Reason{Code: d.code, Severity: d.severity, Message: d.message}
+			return Reason{Code: d.code, Severity: d.severity, Message: strings.Replace(d.message, "{}", value, 1)}
 		}
 	}
 	panic("payload: unknown gate reason " + code) // a bug, caught by the tests

@@ -311,6 +311,8 @@ func (p *parser) entry(e *wire.Entry) bool {
 			e.Display, ok = p.str()
 		case "personal":
 			e.Personal, ok = p.str()
+		case "list_version":
+			e.ListVersion, ok = p.uint64()
 		case "scanned_at":
 			start := p.i
 			if _, ok = p.raw(); ok {

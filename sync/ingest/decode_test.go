@@ -34,6 +34,7 @@ func decEntries(n int) []wire.Entry {
 			e.V, e.MaskedName = 2, ""
 			e.Subject = "0123456789abcdef0123456789abcdef"
 			e.Display, e.Personal = "v1.3f2a9c10e4b7d655.c2VhbGVk-_", "v1.0011223344556677.cGVyc29uYWw"
+			e.ListVersion = 1<<40 + q
 		}
 		es = append(es, e)
 	}

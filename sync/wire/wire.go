@@ -101,6 +101,8 @@ type Entry struct {
 	Subject  string `json:"subject,omitempty"`
 	Display  string `json:"display,omitempty"`
 	Personal string `json:"personal,omitempty"`
+	// ListVersion is the version of the stop list the decision used (0: none).
+	ListVersion uint64 `json:"list_version,omitempty"`
 }
 
 // Origin is an entry's first identity.
@@ -150,8 +152,11 @@ func (e *Entry) Validate() error {
 	if len(e.Reasons) > 32 {
 		return fmt.Errorf("%d reasons: at most 32", len(e.Reasons))
 	}
-	if e.V < 2 && (e.Subject != "" || e.Display != "" || e.Personal != "") {
-		return fmt.Errorf("version %d entry carries subject, display or personal fields (added in version 2)", e.V)
+	if e.V < 2 && (e.Subject != "" || e.Display != "" || e.Personal != "" || e.ListVersion != 0) {
+		return fmt.Errorf("version %d entry carries subject, display, personal or list_version fields (added in version 2)", e.V)
+	}
+	if e.ListVersion > math.MaxInt64 {
+		return fmt.Errorf("list_version %d exceeds the largest a database column holds", e.ListVersion)
 	}
 	if e.Subject != "" && !isSubjectKey(e.Subject) {
 		return fmt.Errorf("subject %.40q is not 32 lower-case hex digits", e.Subject)
