@@ -21,6 +21,8 @@ func FuzzParseDevice(f *testing.F) {
 	f.Add([]byte(minimal + "inputs: [stdin, \"camera:/dev/video0,size=1280x720,format=mjpeg,fps=30\", \"dir:/srv/frames,fps=15,loop\"]\n"))
 	f.Add([]byte(minimal + "camera:\n  size: 1920x1080\n  format: grey\n  buffers: 2\n  decode_budget: 1.5s\n  repeat_after: 10m\n"))
 	f.Add([]byte(minimal + "camera: {decode_budget: 10ms, repeat_after: 100ms}\n"))
+	f.Add([]byte(minimal + "direction: toggle\nkeys: /etc/vaora/keys\nreader: {baud: 14400, fallback_encoding: windows-1258, layout: de}\n" +
+		"decision: {claimed: green, duplicate_window: 0s, presence_horizon: 12h}\ninputs: [\"serial:/dev/ttyACM0,115200\", \"evdev:/dev/input/event0,layout=fr\"]\n"))
 	for _, c := range deviceBad {
 		if len(c.in) < 4096 {
 			f.Add([]byte(c.in))
