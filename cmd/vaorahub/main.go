@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/vaora/vaora/configs"
 	"github.com/vaora/vaora/hub/broker"
+	"github.com/vaora/vaora/hub/downlink"
 	"github.com/vaora/vaora/hub/store"
 	"github.com/vaora/vaora/hub/web"
 	"github.com/vaora/vaora/sync/ingest"
@@ -53,6 +55,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // runContext is the hub until ctx ends (a signal, or a test that runs the hub in its own process).
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "stoplist":
+			return stoplistCmd(ctx, args[1:], stdout, stderr)
+		case "device-config":
+			return deviceConfigCmd(ctx, args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("vaorahub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "hub config file (YAML; see configs/vaorahub.example.yaml)")
@@ -171,6 +181,11 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			Topics: wire.Topics{Root: cfg.TopicRoot}, Lanes: *lanes, Log: log.With("component", "ingest"),
 			Committed: ui.Notify, Display: ring}, db)
 	})
+	if dl, err := downlinkConfig(cfg, brokerAddr, log); err != nil {
+		return usageError{err}
+	} else if dl != nil {
+		g.Go(func() error { return downlink.Run(gctx, *dl, db) })
+	}
 	err = g.Wait()
 	log.Info("hub stopped")
 	return err
@@ -195,6 +210,27 @@ func loadServiceRing(dir string, log *slog.Logger) (ingest.Opener, error) {
 	}
 	log.Info("service keys loaded", "keys", dir, "ids", ids)
 	return ring, nil
+}
+
+// downlinkConfig is the stop list and config publisher's, signing with issuer.key. A hub without it publishes
+// nothing (a second ingest worker, or a site without stop lists) and says so at start.
+func downlinkConfig(cfg configs.Hub, brokerAddr string, log *slog.Logger) (*downlink.Config, error) {
+	path := filepath.Join(cfg.Keys, "issuer.key")
+	k, err := seal.ReadKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		log.Warn("no issuer.key: this hub publishes no stop lists or device configs (run one hub with it; "+
+			"docs/operators.md)", "keys", cfg.Keys)
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	priv, err := k.Ed25519Private()
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %v", path, err)
+	}
+	log.Info("downlink publisher on", "issuer_key", k.ID)
+	return &downlink.Config{Broker: brokerAddr, ClientID: "vaorahub-" + cfg.WorkerID + "-downlink",
+		Topics: wire.Topics{Root: cfg.TopicRoot}, KeyID: k.ID, Key: priv, Log: log.With("component", "downlink")}, nil
 }
 
 func override(dst *string, v string, set bool) {

@@ -50,6 +50,37 @@ var migrations = []string{
 	ALTER TABLE entries ADD COLUMN display TEXT NOT NULL DEFAULT '';
 	ALTER TABLE entries ADD COLUMN personal TEXT NOT NULL DEFAULT '';
 	ALTER TABLE entries ADD COLUMN list_version BIGINT NOT NULL DEFAULT 0; -- the stop list the decision used`,
+	// 4: the downlink. A site's stop list is one row per subject key ever listed, holding its current state and the
+	// list version that last changed it, so a delta from any version is one indexed query; versions counts each
+	// site's changes. device_configs holds what the hub signs for each device; downlink_published what it last
+	// published (to clear retained messages it no longer references).
+	`CREATE TABLE stoplist_entries (
+		site       TEXT    NOT NULL,
+		subject    TEXT    NOT NULL, -- the subject key, 32 lower-case hex digits
+		reason     TEXT    NOT NULL,
+		listed     BOOLEAN NOT NULL, -- false: removed (kept so that deltas can name the removal)
+		version    BIGINT  NOT NULL, -- the site's list version that last changed this row
+		changed_at {time}  NOT NULL,
+		PRIMARY KEY (site, subject)
+	);
+	CREATE INDEX stoplist_entries_version ON stoplist_entries (site, version);
+	CREATE TABLE stoplist_versions (
+		site       TEXT   NOT NULL PRIMARY KEY,
+		version    BIGINT NOT NULL,
+		changed_at {time} NOT NULL
+	);
+	CREATE TABLE device_configs (
+		device              TEXT   NOT NULL PRIMARY KEY,
+		version             BIGINT NOT NULL,
+		claimed             TEXT   NOT NULL,
+		duplicate_window_ms BIGINT NOT NULL,
+		list_budget_ms      BIGINT NOT NULL,
+		changed_at          {time} NOT NULL
+	);
+	CREATE TABLE downlink_published (
+		name     TEXT NOT NULL PRIMARY KEY, -- site/SITE or dev/DEVICE
+		manifest TEXT NOT NULL             -- JSON of what was last published
+	);`,
 }
 
 // migrate brings the schema up to date in one transaction and returns the versions before and after.
