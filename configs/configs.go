@@ -43,6 +43,7 @@ type Device struct {
 	Keys         string   `yaml:"keys"`           // directory of service.pub, authority.pub, subject.key and issuer*.pub; default /etc/vaora/keys
 	Reader       Reader   `yaml:"reader"`
 	Decision     Decision `yaml:"decision"`
+	Kiosk        Kiosk    `yaml:"kiosk"`
 	Camera       Camera   `yaml:"camera"`
 	Uplink       Uplink   `yaml:"uplink"`
 	Storage      Storage  `yaml:"storage"`
@@ -68,6 +69,7 @@ type Decision struct {
 	Claimed         string        `yaml:"claimed"`          // colour of a valid but unsigned identity (CCCD, COVID-app code, BHYT): "amber" (default) or "green"
 	DuplicateWindow time.Duration `yaml:"duplicate_window"` // a repeat scan (same person, same direction, this reader) within it is blue; default 5m; 0 (off) to 24h
 	PresenceHorizon time.Duration `yaml:"presence_horizon"` // direction auto: a person seen in longer ago than this scans in again; default 24h; 1m to 720h
+	ListBudget      time.Duration `yaml:"list_budget"`      // a stop list older than this is stale (amber "list stale"), none at all amber "list missing"; default 0 (the site has no stop list); 0 to 2160h. The hub's signed device config overrides it.
 }
 
 // MarshalYAML writes the durations as durations, so a marshalled config loads again.
@@ -76,7 +78,14 @@ func (d Decision) MarshalYAML() (any, error) {
 		Claimed         string `yaml:"claimed"`
 		DuplicateWindow string `yaml:"duplicate_window"`
 		PresenceHorizon string `yaml:"presence_horizon"`
-	}{d.Claimed, d.DuplicateWindow.String(), d.PresenceHorizon.String()}, nil
+		ListBudget      string `yaml:"list_budget"`
+	}{d.Claimed, d.DuplicateWindow.String(), d.PresenceHorizon.String(), d.ListBudget.String()}, nil
+}
+
+// Kiosk is the page vaorad serves for a screen attached to the reader (systemd/vaora-kiosk.service shows it).
+type Kiosk struct {
+	Listen string `yaml:"listen"` // address of the kiosk page, e.g. 127.0.0.1:8090; default "" (no page)
+	Notice string `yaml:"notice"` // what is recorded, why, for how long, who sees it (shown in small print); default "" (the built-in bilingual notice)
 }
 
 // Camera is how the camera: and dir: inputs capture frames and turn them into scans. An input's own options

@@ -26,7 +26,7 @@ type badCase struct {
 
 var deviceBad = []badCase{
 	{"misspelt key", "devise_id: gate-1\nbroker: tcp://h:1883\n",
-		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, decision, camera, uplink, storage)", ""},
+		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, decision, kiosk, camera, uplink, storage)", ""},
 	{"unknown nested key", minimal + "uplink:\n  batchmax: 5\n", "d.yaml:4: uplink.batchmax: unknown key (did you mean batch_max? known keys: batch_max, resend_after, in_flight)", ""},
 	{"odd key quoted", minimal + "\"a b\": 1\n", `d.yaml:3: "a b": unknown key (known keys: `, ""},
 	{"duplicate key", minimal + "site: a\nsite: b\n", "d.yaml:4: site: duplicate key (first set on line 3); keep only one", ""},
@@ -114,6 +114,7 @@ var deviceBad = []badCase{
 	{"keys relative", minimal + "keys: keys\n", `d.yaml:3: keys: `, ""},
 	{"claimed colour", minimal + "decision: {claimed: blue}\n", `d.yaml:3: decision.claimed: "blue" is not a colour`, ""},
 	{"duplicate window", minimal + "decision: {duplicate_window: 25h}\n", `d.yaml:3: decision.duplicate_window: 25h0m0s is out of range`, ""},
+	{"kiosk listen", minimal + "kiosk: {listen: \"localhost\"}\n", `d.yaml:3: kiosk.listen: `, ""},
 	{"inputs camera relative", minimal + "inputs: [camera:video0]\n", `d.yaml:3: inputs[0]: "camera:video0": write an absolute path after camera:, e.g. camera:/dev/video0`, ""},
 	{"inputs camera unknown option", minimal + "inputs:\n  - camera:/dev/video0,loop\n", `d.yaml:4: inputs[0]: "camera:/dev/video0,loop": unknown option "loop" for camera: (it takes size, format, fps, e.g. camera:/dev/video0,size=1280x720,format=mjpeg,fps=15; a path cannot hold a comma)`, ""},
 	{"inputs camera bad size", minimal + "inputs: [\"camera:/dev/video0,size=big\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size=big": size "big" is not WIDTHxHEIGHT in pixels (write e.g. 1280x720)`, ""},

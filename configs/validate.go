@@ -155,6 +155,17 @@ func (d *Device) validate() *Error {
 	if h := d.Decision.PresenceHorizon; h < time.Minute || h > 720*time.Hour {
 		return bad("decision.presence_horizon", "%s is out of range (allowed 1m to 720h)", h)
 	}
+	if b := d.Decision.ListBudget; b < 0 || b > 2160*time.Hour {
+		return bad("decision.list_budget", "%s is out of range (allowed 0, no stop list, to 2160h)", b)
+	}
+	if d.Kiosk.Listen != "" {
+		if msg := checkListen(d.Kiosk.Listen, "127.0.0.1:8090"); msg != "" {
+			return bad("kiosk.listen", "%s", msg)
+		}
+	}
+	if n := d.Kiosk.Notice; len(n) > 2000 || !utf8.ValidString(n) {
+		return bad("kiosk.notice", "is %d bytes or not UTF-8: write at most 2000 bytes of text", len(n))
+	}
 	if _, _, msg := parseFrameSize(d.Camera.Size); msg != "" {
 		return bad("camera.size", "%s", strings.TrimPrefix(msg, "size "))
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,6 +16,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vaora/vaora/scanner/payload"
+	"github.com/vaora/vaora/scanner/subject"
+	"github.com/vaora/vaora/sync/seal"
 )
 
 // demo starts vaorahub (embedded broker, SQLite) on free ports and one vaorad reading this terminal, and stops both
@@ -96,8 +101,16 @@ func demo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer devLog.Close()
+	kioskAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	pass, err := demoPass(keys)
+	if err != nil {
+		return fmt.Errorf("demo pass: %w", err)
+	}
 	dev := exec.Command(filepath.Join(*bin, "vaorad"), "--device-id", "demo-gate", "--broker", brokerURL,
-		"--state-dir", filepath.Join(*dir, "device"), "--input", "stdin", "--keys", keys)
+		"--state-dir", filepath.Join(*dir, "device"), "--input", "stdin", "--keys", keys, "--kiosk", kioskAddr)
 	dev.Stdin, dev.Stdout, dev.Stderr = stdin, stdout, devLog
 	if err := dev.Start(); err != nil {
 		return fmt.Errorf("start vaorad: %w", err)
@@ -108,15 +121,22 @@ func demo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, `
 vaora demo
   hub:     %s   (open it in a browser)
+  kiosk:   http://%s/   (the gate's screen)
   broker:  %s
   logs:    %s/hub.log, %s/device.log
 
 Scan with a USB reader in keyboard mode, or paste a code and press Enter. What you paste is not echoed (a code
-holds personal data); the line that answers shows only the masked name. For example:
-  001090012345|123456789|Nguyễn Văn An|01021990|Nam|12 Phố Hàng Bạc, Phường Hoàn Kiếm, Hà Nội|10102021
+holds personal data); the line that answers shows only the masked name. Made-up codes for each colour:
+  amber (a CCCD card: identity claimed, not verified):
+    001090012345|123456789|Nguyễn Văn An|01021990|Nam|12 Phố Hàng Bạc, Phường Hoàn Kiếm, Hà Nội|10102021
+  blue (the same card again within 5 minutes: already in): paste it twice
+  green (a vaora pass signed by this demo's issuer key):
+    %s
+  red (not a personal code):
+    https://tokhaiyte.vn/?page=Group.checkin&groupId=12345
 Ctrl-C stops the demo.
 
-`, hubURL, brokerURL, *dir, *dir)
+`, hubURL, kioskAddr, brokerURL, *dir, *dir, pass)
 
 	select {
 	case <-ctx.Done():
@@ -143,4 +163,37 @@ func stopChild(c *exec.Cmd, done <-chan struct{}) {
 	case <-time.After(5 * time.Second):
 		c.Process.Kill()
 	}
+}
+
+// freeAddr picks a free loopback port for the kiosk page (the demo prints it before vaorad starts).
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// demoPass signs a vaora pass for a made-up person with the demo's issuer key, valid for a day.
+func demoPass(keys string) (string, error) {
+	k, err := seal.ReadKeyFile(filepath.Join(keys, "issuer.key"))
+	if err != nil {
+		return "", err
+	}
+	priv, err := k.Ed25519Private()
+	if err != nil {
+		return "", err
+	}
+	sk, err := subjectOf("001099000001", "cccd", filepath.Join(keys, "subject.key"))
+	if err != nil {
+		return "", err
+	}
+	subj, err := subject.ParseKey(sk)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	return payload.IssuePass(priv, k.ID, payload.Pass{SubjectKey: subj, Name: "Phạm Văn Khách", Issued: now,
+		Expires: now.Add(24 * time.Hour), Status: payload.PassStatusDeclaredHealthy})
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,17 +68,32 @@ func TestDemoInBrowser(t *testing.T) {
 		}
 	})
 	urlRE := regexp.MustCompile(`hub:\s+(http://\S+)`)
-	urlc := make(chan string, 1)
+	kioskRE := regexp.MustCompile(`kiosk:\s+(http://\S+)`)
+	passRE := regexp.MustCompile(`^    (VR1:.+)$`) // base45 has spaces: the whole rest of the line
+	urlc, kioskc, passc := make(chan string, 1), make(chan string, 2), make(chan string, 1)
 	var out strings.Builder
+	var outMu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(stdoutR)
 		for sc.Scan() {
+			outMu.Lock()
 			out.WriteString(sc.Text() + "\n")
+			outMu.Unlock()
 			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
 				urlc <- m[1]
 			}
+			if m := kioskRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case kioskc <- m[1]:
+				default:
+				}
+			}
+			if m := passRE.FindStringSubmatch(sc.Text()); m != nil {
+				passc <- m[1]
+			}
 		}
 	}()
+	terminal := func() string { outMu.Lock(); defer outMu.Unlock(); return out.String() }
 	var hubURL string
 	select {
 	case hubURL = <-urlc:
@@ -121,7 +137,7 @@ func TestDemoInBrowser(t *testing.T) {
 			chromedp.WithPollingInterval(5*time.Millisecond)))
 		wcancel()
 		if err != nil {
-			t.Fatalf("%q did not appear on the hub page within 10 s: %v\ndevice terminal:\n%s", c.name, err, out.String())
+			t.Fatalf("%q did not appear on the hub page within 10 s: %v\ndevice terminal:\n%s", c.name, err, terminal())
 		}
 		lat = append(lat, time.Since(start))
 		t.Logf("scan-to-screen %-16s %v", c.name, lat[len(lat)-1].Round(time.Millisecond))
@@ -154,4 +170,45 @@ func TestDemoInBrowser(t *testing.T) {
 	slices.Sort(sorted)
 	t.Logf("scan-to-screen over %d scans: median %v, max %v (goal ≤ 1 s); screenshot %s",
 		len(lat), sorted[len(sorted)/2].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond), shot)
+
+	// The gate's screen: the four colours, each produced by typing a code into the demo's terminal (issue 6).
+	var kioskURL, pass string
+	for kioskURL == "" || pass == "" {
+		select {
+		case kioskURL = <-kioskc:
+		case pass = <-passc:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the demo printed no kiosk URL or no pass:\n%s", terminal())
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(kioskURL)); err != nil {
+		t.Fatalf("open the kiosk page: %v", err)
+	}
+	for _, c := range []struct{ screen, code, name string }{
+		{"blue", codes[0].code, "Nguyễn Văn ***"}, // scanned above, within the duplicate window
+		{"green", pass, "Phạm Văn ***"},
+		{"red", "https://tokhaiyte.vn/?page=Group.checkin&groupId=12345", ""},
+		{"amber", "079190000017||Đỗ Thị Thử|17011990|Nữ|Quận 1, Thành phố Hồ Chí Minh|02022022", "Đỗ Thị ***"},
+	} {
+		if _, err := io.WriteString(stdin, c.code+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := chromedp.Run(wctx, chromedp.Poll[bool](fmt.Sprintf(
+			`document.body.dataset.screen === %q && document.getElementById("name").textContent === %q`, c.screen, c.name),
+			chromedp.WithPollingInterval(5*time.Millisecond)))
+		wcancel()
+		if err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.screen + " | " + document.body.innerText`))
+			t.Fatalf("the kiosk page did not turn %s with %q: %v\npage: %s\ndevice terminal:\n%s", c.screen, c.name, err, page, terminal())
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(artifacts, "demo-kiosk-"+c.screen+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("kiosk page %s showed blue, green, red and amber; screenshots demo-kiosk-*.png in %s", kioskURL, artifacts)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/vaora/vaora/scanner/gate"
 	"github.com/vaora/vaora/scanner/handheld"
 	"github.com/vaora/vaora/scanner/payload"
+	"github.com/vaora/vaora/sync/downlink"
 	"github.com/vaora/vaora/sync/outbox"
 	"github.com/vaora/vaora/sync/uplink"
 	"github.com/vaora/vaora/sync/wire"
@@ -64,6 +65,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	brokerURL := fs.String("broker", "", "MQTT broker URL (tcp://host:port)")
 	stateDir := fs.String("state-dir", "", "directory of the outbox (default /var/lib/vaora)")
 	topicRoot := fs.String("topic-root", "", "MQTT topic root (default vaora/v1)")
+	kioskListen := fs.String("kiosk", "", "serve the kiosk page on this address, e.g. 127.0.0.1:8090 (default: kiosk.listen, none)")
 	keysDir := fs.String("keys", "", "directory of service.pub, authority.pub, subject.key, issuer*.pub (default /etc/vaora/keys)")
 	direction := fs.String("direction", "", "in, out, toggle or auto (default in)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -95,6 +97,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}{
 		"device-id": {&cfg.DeviceID, *deviceID}, "broker": {&cfg.Broker, *brokerURL}, "state-dir": {&cfg.StateDir, *stateDir},
 		"topic-root": {&cfg.TopicRoot, *topicRoot}, "direction": {&cfg.Direction, *direction}, "keys": {&cfg.Keys, *keysDir},
+		"kiosk": {&cfg.Kiosk.Listen, *kioskListen},
 	} {
 		if set[name] {
 			*p.dst = p.v
@@ -185,19 +188,58 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		"storage_level", st.Level, "broker", cfg.Broker, "topic_root", cfg.TopicRoot, "direction", cfg.Direction,
 		"inputs", cfg.Inputs)
 
+	list := &liveList{}
+	restart := make(chan errRestart, 1)
+	var pol decide.Policy // set before the downlink runs; read by it only
+	dl, err := downlink.Open(downlink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Site: cfg.Site,
+		Topics: wire.Topics{Root: cfg.TopicRoot}, Keys: keys.issuers, Path: filepath.Join(cfg.StateDir, "downlink.db"),
+		List: list, Log: log.With("component", "downlink"),
+		Applied: func() {
+			if up != nil {
+				up.StatusChanged()
+			}
+		},
+		OnConfig: func(c wire.DeviceConfig) {
+			if policy(cfg.Decision, &c) != pol {
+				select {
+				case restart <- errRestart{c.Version}:
+				default:
+				}
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	defer dl.Close()
+	var hubConfig *wire.DeviceConfig
+	if c, ok := dl.Config(); ok {
+		hubConfig = &c
+		log.Info("decision settings from the hub's device config", "config_version", c.Version)
+	}
+	pol = policy(cfg.Decision, hubConfig)
+
 	up = uplink.New(uplink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Topics: wire.Topics{Root: cfg.TopicRoot},
 		BatchMax: cfg.Uplink.BatchMax, InFlight: cfg.Uplink.InFlight, ResendAfter: cfg.Uplink.ResendAfter,
 		Log: log.With("component", "uplink"), Status: func() map[string]any {
 			st := ob.Stats()
-			return map[string]any{"pending": st.Pending, "storage_level": st.Level, "storage_live_bytes": st.LiveBytes,
+			m := map[string]any{"pending": st.Pending, "storage_level": st.Level, "storage_live_bytes": st.LiveBytes,
 				"storage_budget": st.Budget, "quarantined": len(st.Quarantined)}
+			list.status(dl, m)
+			return m
 		}}, ob)
 	g := &gate.Gate{Device: cfg.DeviceID, Mode: decide.Mode(cfg.Direction), Direction: "in", Clock: clock.New(),
-		Policy: decide.Policy{ClaimedGreen: cfg.Decision.Claimed == "green", DuplicateWindow: cfg.Decision.DuplicateWindow,
-			PresenceHorizon: cfg.Decision.PresenceHorizon},
+		Policy: pol, StopList: list.Get,
 		Formats: payload.Options{PassKeys: keys.issuers}, SubjectKey: keys.subjectKey,
 		Recorder: recorder{ob: ob, up: up, keys: keys, admit: fullPolicy == "admit"},
-		Feedback: feedback.NewTerminal(stdout), Log: log}
+		Feedback: feedbacks{feedback.NewTerminal(stdout)}, Log: log}
+	var serveKiosk func(context.Context) error
+	if cfg.Kiosk.Listen != "" {
+		k, serve, err := kioskPage(cfg.Kiosk, cfg.DeviceID, stdout, log.With("component", "kiosk"))
+		if err != nil {
+			return err
+		}
+		g.Feedback, serveKiosk = append(g.Feedback.(feedbacks), k), serve
+	}
 
 	if f, ok := stdin.(*os.File); ok && !*echo && slices.Contains(cfg.Inputs, "stdin") {
 		restore, err := handheld.QuietTerminal(f)
@@ -209,6 +251,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return up.Run(ectx) })
+	if serveKiosk != nil {
+		eg.Go(func() error { return serveKiosk(ectx) })
+	}
+	eg.Go(func() error { return dl.Run(ectx) })
+	eg.Go(func() error {
+		select {
+		case r := <-restart:
+			log.Warn(r.Error())
+			return r
+		case <-ectx.Done():
+			return nil
+		}
+	})
 	for i, in := range cfg.Inputs {
 		// A source that ends (EOF on stdin, the end of a replayed folder) ends alone; the daemon keeps syncing until
 		// it is told to stop.
