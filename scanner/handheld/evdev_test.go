@@ -183,22 +183,7 @@ func TestEvdevGrab(t *testing.T) {
 
 func TestEvdevContextAndClose(t *testing.T) {
 	r := newFakeReader(t)
-	e := openEvdev(t, EvdevOptions{Path: r.path()})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if _, err := e.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v", err)
-	}
-	waiting := nextAsync(e)
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := <-waiting; !strings.Contains(got.reason, fs.ErrClosed.Error()) {
-		t.Fatalf("got %q", got)
-	}
-	if _, err := e.Next(context.Background()); !errors.Is(err, fs.ErrClosed) {
-		t.Fatalf("after Close: %v", err)
-	}
+	checkContextAndClose(t, openEvdev(t, EvdevOptions{Path: r.path()}))
 }
 
 func TestEvdevMissingSaysWhatToDo(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -129,5 +130,28 @@ func (h *logRecorder) noCodesLogged(t *testing.T, codes ...string) {
 				t.Fatalf("log quotes a code: %v", r)
 			}
 		}
+	}
+}
+
+// checkContextAndClose: Next honours its context, Close wakes a waiting Next, and Next after Close says closed.
+func checkContextAndClose(t *testing.T, src interface {
+	source
+	Close() error
+}) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := src.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
+	waiting := nextAsync(src)
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-waiting; !strings.Contains(got.reason, fs.ErrClosed.Error()) {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := src.Next(context.Background()); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
 	}
 }

@@ -274,21 +274,7 @@ func repoint(t *testing.T, link, target string) {
 func TestSerialContextAndClose(t *testing.T) {
 	r := newFakeReader(t)
 	s := openSerial(t, SerialOptions{Path: r.path()})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if _, err := s.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v", err)
-	}
-	waiting := nextAsync(s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := <-waiting; !strings.Contains(got.reason, fs.ErrClosed.Error()) {
-		t.Fatalf("got %q", got)
-	}
-	if _, err := s.Next(context.Background()); !errors.Is(err, fs.ErrClosed) {
-		t.Fatalf("after Close: %v", err)
-	}
+	checkContextAndClose(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal("second Close:", err)
 	}
