@@ -44,6 +44,7 @@ type Device struct {
 	Reader       Reader   `yaml:"reader"`
 	Decision     Decision `yaml:"decision"`
 	Kiosk        Kiosk    `yaml:"kiosk"`
+	Outputs      Outputs  `yaml:"outputs"`
 	Camera       Camera   `yaml:"camera"`
 	Uplink       Uplink   `yaml:"uplink"`
 	Storage      Storage  `yaml:"storage"`
@@ -86,6 +87,56 @@ func (d Decision) MarshalYAML() (any, error) {
 type Kiosk struct {
 	Listen string `yaml:"listen"` // address of the kiosk page, e.g. 127.0.0.1:8090; default "" (no page)
 	Notice string `yaml:"notice"` // what is recorded, why, for how long, who sees it (shown in small print); default "" (the built-in bilingual notice)
+}
+
+// Outputs are the gate's signals besides the terminal and the kiosk page: a tone, LEDs, a relay for a turnstile or a
+// door, a buzzer (all on one GPIO chip), and a webhook. Each is off until configured.
+type Outputs struct {
+	Sound             string        `yaml:"sound"`               // ALSA device for a tone per state (aplay -D), e.g. default or plughw:1,0; "" (default): no sound
+	GPIOChip          string        `yaml:"gpio_chip"`           // GPIO chip of the LEDs, relay and buzzer, e.g. gpiochip0; "" (default): none
+	Green             int           `yaml:"green"`               // line offset of the green LED on gpio_chip; -1 (default): none
+	Amber             int           `yaml:"amber"`               // as green
+	Blue              int           `yaml:"blue"`                // as green
+	Red               int           `yaml:"red"`                 // as green
+	Relay             int           `yaml:"relay"`               // line offset of the relay that opens the turnstile or door; -1 (default): none
+	Buzzer            int           `yaml:"buzzer"`              // line offset of a plain buzzer; -1 (default): none
+	ActiveLow         []string      `yaml:"active_low"`          // lines that are on when driven low (e.g. [relay] for relay boards that switch on low); default []
+	RelayPulse        time.Duration `yaml:"relay_pulse"`         // how long the relay is held for one admitted person; default 500ms; 100ms to 10s
+	RelayStates       []string      `yaml:"relay_states"`        // the colours that open the gate, only for recorded entries; default [green]; green, amber, blue (never red)
+	Webhook           string        `yaml:"webhook"`             // URL each decision is POSTed to as JSON; "" (default): none
+	WebhookSecretFile string        `yaml:"webhook_secret_file"` // file holding the webhook's HMAC secret (X-Vaora-Signature); "" (default): unsigned
+}
+
+// MarshalYAML writes the duration as a duration, so a marshalled config loads again.
+func (o Outputs) MarshalYAML() (any, error) {
+	return struct {
+		Sound             string   `yaml:"sound"`
+		GPIOChip          string   `yaml:"gpio_chip"`
+		Green             int      `yaml:"green"`
+		Amber             int      `yaml:"amber"`
+		Blue              int      `yaml:"blue"`
+		Red               int      `yaml:"red"`
+		Relay             int      `yaml:"relay"`
+		Buzzer            int      `yaml:"buzzer"`
+		ActiveLow         []string `yaml:"active_low"`
+		RelayPulse        string   `yaml:"relay_pulse"`
+		RelayStates       []string `yaml:"relay_states"`
+		Webhook           string   `yaml:"webhook"`
+		WebhookSecretFile string   `yaml:"webhook_secret_file"`
+	}{o.Sound, o.GPIOChip, o.Green, o.Amber, o.Blue, o.Red, o.Relay, o.Buzzer, o.ActiveLow, o.RelayPulse.String(),
+		o.RelayStates, o.Webhook, o.WebhookSecretFile}, nil
+}
+
+// Lines names the GPIO lines configured (offset ≥ 0), by their role: green, amber, blue, red, relay, buzzer.
+func (o Outputs) Lines() map[string]int {
+	m := map[string]int{}
+	for name, off := range map[string]int{"green": o.Green, "amber": o.Amber, "blue": o.Blue, "red": o.Red,
+		"relay": o.Relay, "buzzer": o.Buzzer} {
+		if off >= 0 {
+			m[name] = off
+		}
+	}
+	return m
 }
 
 // Camera is how the camera: and dir: inputs capture frames and turn them into scans. An input's own options
@@ -188,6 +239,8 @@ func DefaultDevice() Device {
 		Keys:         "/etc/vaora/keys",
 		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Decision:     Decision{Claimed: "amber", DuplicateWindow: 5 * time.Minute, PresenceHorizon: 24 * time.Hour},
+		Outputs: Outputs{Green: -1, Amber: -1, Blue: -1, Red: -1, Relay: -1, Buzzer: -1, ActiveLow: []string{},
+			RelayPulse: 500 * time.Millisecond, RelayStates: []string{"green"}},
 		Camera: Camera{
 			Size:         "640x480",
 			Format:       "auto",

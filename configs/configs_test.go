@@ -26,7 +26,7 @@ type badCase struct {
 
 var deviceBad = []badCase{
 	{"misspelt key", "devise_id: gate-1\nbroker: tcp://h:1883\n",
-		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, decision, kiosk, camera, uplink, storage)", ""},
+		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, decision, kiosk, outputs, camera, uplink, storage)", ""},
 	{"unknown nested key", minimal + "uplink:\n  batchmax: 5\n", "d.yaml:4: uplink.batchmax: unknown key (did you mean batch_max? known keys: batch_max, resend_after, in_flight)", ""},
 	{"odd key quoted", minimal + "\"a b\": 1\n", `d.yaml:3: "a b": unknown key (known keys: `, ""},
 	{"duplicate key", minimal + "site: a\nsite: b\n", "d.yaml:4: site: duplicate key (first set on line 3); keep only one", ""},
@@ -115,6 +115,12 @@ var deviceBad = []badCase{
 	{"claimed colour", minimal + "decision: {claimed: blue}\n", `d.yaml:3: decision.claimed: "blue" is not a colour`, ""},
 	{"duplicate window", minimal + "decision: {duplicate_window: 25h}\n", `d.yaml:3: decision.duplicate_window: 25h0m0s is out of range`, ""},
 	{"kiosk listen", minimal + "kiosk: {listen: \"localhost\"}\n", `d.yaml:3: kiosk.listen: `, ""},
+	{"gpio line without chip", minimal + "outputs: {relay: 17}\n", `d.yaml:3: outputs.relay: line 17 is set but gpio_chip is empty; write the chip, e.g. gpio_chip: gpiochip0`, ""},
+	{"gpio line twice", minimal + "outputs: {gpio_chip: gpiochip0, green: 5, red: 5}\n", `d.yaml:3: outputs.red: line 5 is also green; give each output its own line`, ""},
+	{"gpio line range", minimal + "outputs: {gpio_chip: gpiochip0, buzzer: 5000}\n", `d.yaml:3: outputs.buzzer: 5000 is out of range (allowed -1 to 1023)`, ""},
+	{"relay opens on red", minimal + "outputs: {relay_states: [green, red]}\n", `d.yaml:3: outputs.relay_states: "red" cannot open the gate`, ""},
+	{"active low unknown", minimal + "outputs: {active_low: [relay]}\n", `d.yaml:3: outputs.active_low: "relay" is not a configured line`, ""},
+	{"webhook scheme", minimal + "outputs: {webhook: \"ftp://x/y\"}\n", `d.yaml:3: outputs.webhook: "ftp://x/y" is not an http or https URL`, ""},
 	{"inputs camera relative", minimal + "inputs: [camera:video0]\n", `d.yaml:3: inputs[0]: "camera:video0": write an absolute path after camera:, e.g. camera:/dev/video0`, ""},
 	{"inputs camera unknown option", minimal + "inputs:\n  - camera:/dev/video0,loop\n", `d.yaml:4: inputs[0]: "camera:/dev/video0,loop": unknown option "loop" for camera: (it takes size, format, fps, e.g. camera:/dev/video0,size=1280x720,format=mjpeg,fps=15; a path cannot hold a comma)`, ""},
 	{"inputs camera bad size", minimal + "inputs: [\"camera:/dev/video0,size=big\"]\n", `d.yaml:3: inputs[0]: "camera:/dev/video0,size=big": size "big" is not WIDTHxHEIGHT in pixels (write e.g. 1280x720)`, ""},
@@ -419,6 +425,7 @@ storage: {budget: 1 GiB, full_policy: admit}
 		Keys:         "/etc/vaora/keys",
 		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Decision:     Decision{Claimed: "amber", DuplicateWindow: 5 * time.Minute, PresenceHorizon: 24 * time.Hour},
+		Outputs:      DefaultDevice().Outputs,
 		Camera:       Camera{Size: "1280X720", Format: "mjpeg", Buffers: 4, DecodeBudget: 250 * time.Millisecond, RepeatAfter: time.Minute},
 		Uplink:       Uplink{BatchMax: 1000, ResendAfter: 90 * time.Second, InFlight: 1},
 		Storage:      Storage{Budget: GiB, FullPolicy: "admit"},
@@ -591,4 +598,17 @@ func FuzzParseInput(f *testing.F) {
 			t.Fatalf("ParseInput(%q) = %+v", s, in)
 		}
 	})
+}
+
+// TestProfiles: the device profiles operators start from (configs/profiles) load and validate.
+func TestProfiles(t *testing.T) {
+	files, err := filepath.Glob("profiles/*.yaml")
+	if err != nil || len(files) != 3 {
+		t.Fatalf("profiles: %v, %v", files, err)
+	}
+	for _, f := range files {
+		if _, err := LoadDevice(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
 }

@@ -37,6 +37,12 @@ func (h *Hub) Validate() error {
 var intRanges = map[string][2]int{
 	"max_line_bytes":   {64, 1 << 20},
 	"reader.baud":      {minBaud, maxBaud},
+	"outputs.green":    {-1, maxGPIOLine},
+	"outputs.amber":    {-1, maxGPIOLine},
+	"outputs.blue":     {-1, maxGPIOLine},
+	"outputs.red":      {-1, maxGPIOLine},
+	"outputs.relay":    {-1, maxGPIOLine},
+	"outputs.buzzer":   {-1, maxGPIOLine},
 	"camera.buffers":   {2, 4},
 	"uplink.batch_max": {1, 1000},
 	"uplink.in_flight": {1, 64},
@@ -55,8 +61,9 @@ const (
 	maxDecodeBudget = 2 * time.Second
 	minRepeatAfter  = 100 * time.Millisecond
 	maxRepeatAfter  = 10 * time.Minute
-	maxTopicRoot    = 256 // bytes; a topic root is a couple of short levels
-	maxTopicLevel   = 128 // bytes; a worker id is hostname-pid
+	maxTopicRoot    = 256  // bytes; a topic root is a couple of short levels
+	maxTopicLevel   = 128  // bytes; a worker id is hostname-pid
+	maxGPIOLine     = 1023 // a line offset on one chip; the Pi's header lines are 0 to 27
 	minBaud         = 1200
 	maxBaud         = 4000000
 )
@@ -165,6 +172,9 @@ func (d *Device) validate() *Error {
 	}
 	if n := d.Kiosk.Notice; len(n) > 2000 || !utf8.ValidString(n) {
 		return bad("kiosk.notice", "is %d bytes or not UTF-8: write at most 2000 bytes of text", len(n))
+	}
+	if e := d.Outputs.validate(); e != nil {
+		return e
 	}
 	if _, _, msg := parseFrameSize(d.Camera.Size); msg != "" {
 		return bad("camera.size", "%s", strings.TrimPrefix(msg, "size "))
@@ -642,4 +652,60 @@ func parseFPS(s string) (float64, string) {
 		return 0, fmt.Sprintf("fps %s is out of range (allowed %g to %d)", clip(s), minFPS, maxFPS)
 	}
 	return f, ""
+}
+
+func (o *Outputs) validate() *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: "outputs." + key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if o.Sound != "" && strings.ContainsFunc(o.Sound, func(r rune) bool { return r <= ' ' || r == utf8.RuneError }) {
+		return bad("sound", "%s is not an ALSA device name; write e.g. default or plughw:1,0 (aplay -L lists them)", quote(o.Sound))
+	}
+	if o.GPIOChip != "" && (strings.ContainsAny(o.GPIOChip, " \t\n") || !strings.HasPrefix(o.GPIOChip, "gpiochip") && !strings.HasPrefix(o.GPIOChip, "/dev/")) {
+		return bad("gpio_chip", "%s is not a GPIO chip; write e.g. gpiochip0 or /dev/gpiochip0 (gpiodetect lists them)", quote(o.GPIOChip))
+	}
+	seen := map[int]string{}
+	for _, l := range []struct {
+		name string
+		off  int
+	}{{"green", o.Green}, {"amber", o.Amber}, {"blue", o.Blue}, {"red", o.Red}, {"relay", o.Relay}, {"buzzer", o.Buzzer}} {
+		if e := checkRange("outputs."+l.name, l.off); e != nil {
+			return e
+		}
+		if l.off < 0 {
+			continue
+		}
+		if o.GPIOChip == "" {
+			return bad(l.name, "line %d is set but gpio_chip is empty; write the chip, e.g. gpio_chip: gpiochip0", l.off)
+		}
+		if prev, dup := seen[l.off]; dup {
+			return bad(l.name, "line %d is also %s; give each output its own line", l.off, prev)
+		}
+		seen[l.off] = l.name
+	}
+	for _, name := range o.ActiveLow {
+		if _, set := o.Lines()[name]; !set {
+			return bad("active_low", "%s is not a configured line; list some of green, amber, blue, red, relay, buzzer that have a line", quote(name))
+		}
+	}
+	if p := o.RelayPulse; p < 100*time.Millisecond || p > 10*time.Second {
+		return bad("relay_pulse", "%s is out of range (allowed 100ms to 10s)", p)
+	}
+	for _, s := range o.RelayStates {
+		if s != "green" && s != "amber" && s != "blue" {
+			return bad("relay_states", "%s cannot open the gate; list some of green, amber, blue (red never does)", quote(s))
+		}
+	}
+	if o.Webhook != "" {
+		u, err := url.Parse(o.Webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("webhook", "%s is not an http or https URL; write e.g. https://example.org/vaora", quote(clip(o.Webhook)))
+		}
+	}
+	if o.WebhookSecretFile != "" {
+		if msg := checkAbsPath(o.WebhookSecretFile, "/etc/vaora/webhook.secret"); msg != "" {
+			return bad("webhook_secret_file", "%s", msg)
+		}
+	}
+	return nil
 }

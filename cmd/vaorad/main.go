@@ -232,6 +232,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Formats: payload.Options{PassKeys: keys.issuers}, SubjectKey: keys.subjectKey,
 		Recorder: recorder{ob: ob, up: up, keys: keys, admit: fullPolicy == "admit"},
 		Feedback: feedbacks{feedback.NewTerminal(stdout)}, Log: log}
+	outs, closers, err := openOutputs(cfg.Outputs, cfg.DeviceID, log.With("component", "outputs"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Outputs close after the inputs stop: the webhook gets a few seconds to deliver what is queued.
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i].Close(); err != nil {
+				log.Warn("closing an output", "err", err)
+			}
+		}
+	}()
+	g.Feedback = append(g.Feedback.(feedbacks), outs...)
 	var serveKiosk func(context.Context) error
 	if cfg.Kiosk.Listen != "" {
 		k, serve, err := kioskPage(cfg.Kiosk, cfg.DeviceID, stdout, log.With("component", "kiosk"))
