@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -82,10 +81,4 @@ func policy(d configs.Decision, hub *wire.DeviceConfig) decide.Policy {
 	return p
 }
 
-// errRestart ends the daemon so that systemd (Restart=always) starts it again with a new config: the gate's policy
-// is read without a lock on every scan, so it is set once, at start.
-type errRestart struct{ version uint64 }
 
-func (e errRestart) Error() string {
-	return fmt.Sprintf("device config version %d changes the decision settings: restarting to apply them", e.version)
-}

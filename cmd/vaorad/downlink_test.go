@@ -104,3 +104,29 @@ func TestStopListDownlink(t *testing.T) {
 	}
 	d.stop()
 }
+
+// TestDeviceConfigLive: a device config the hub signs while the device runs changes its next decision, without a
+// restart: CCCD cards turn from amber to green.
+func TestDeviceConfigLive(t *testing.T) {
+	db := hubDB(t)
+	h := startHub(t, "--mqtt-listen", "127.0.0.1:0", "--db", db)
+	d := start(t, "vaorad", "--device-id", "gate-cf", "--broker", h.broker, "--state-dir", t.TempDir(), "--input", "stdin")
+	d.scan(cccdAn)
+	if dec := d.decision(); dec["state"] != "amber" {
+		t.Fatalf("before the config: %v", dec)
+	}
+	hubCLI(t, "device-config", "set", "--db", db, "--device", "gate-cf", "--claimed", "green", "--duplicate-window", "0s")
+	waitLog(t, d, "decision settings from the hub's device config applied")
+	d.scan(cccdAn)
+	if dec := d.decision(); dec["state"] != "green" || dec["outcome"] != "accepted" {
+		t.Fatalf("after the config: %v", dec)
+	}
+	if !strings.Contains(d.Stderr(), `"config_version":1`) {
+		t.Fatalf("the log does not name the config version:\n%s", d.Stderr())
+	}
+	select {
+	case <-d.done:
+		t.Fatal("vaorad exited on a new device config")
+	default:
+	}
+}

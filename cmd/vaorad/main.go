@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -189,8 +190,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		"inputs", cfg.Inputs)
 
 	list := &liveList{}
-	restart := make(chan errRestart, 1)
-	var pol decide.Policy // set before the downlink runs; read by it only
+	var live atomic.Pointer[gate.Gate] // the gate, once made: the downlink applies new device configs to it
 	dl, err := downlink.Open(downlink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Site: cfg.Site,
 		Topics: wire.Topics{Root: cfg.TopicRoot}, Keys: keys.issuers, Path: filepath.Join(cfg.StateDir, "downlink.db"),
 		List: list, Log: log.With("component", "downlink"),
@@ -200,11 +200,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			}
 		},
 		OnConfig: func(c wire.DeviceConfig) {
-			if policy(cfg.Decision, &c) != pol {
-				select {
-				case restart <- errRestart{c.Version}:
-				default:
-				}
+			if g := live.Load(); g != nil {
+				g.SetPolicy(policy(cfg.Decision, &c))
+				log.Info("decision settings from the hub's device config applied", "config_version", c.Version)
 			}
 		}})
 	if err != nil {
@@ -216,7 +214,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		hubConfig = &c
 		log.Info("decision settings from the hub's device config", "config_version", c.Version)
 	}
-	pol = policy(cfg.Decision, hubConfig)
+	pol := policy(cfg.Decision, hubConfig)
 
 	up = uplink.New(uplink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Topics: wire.Topics{Root: cfg.TopicRoot},
 		BatchMax: cfg.Uplink.BatchMax, InFlight: cfg.Uplink.InFlight, ResendAfter: cfg.Uplink.ResendAfter,
@@ -245,6 +243,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}()
 	g.Feedback = append(g.Feedback.(feedbacks), outs...)
+	live.Store(g)
 	var serveKiosk func(context.Context) error
 	if cfg.Kiosk.Listen != "" {
 		k, serve, err := kioskPage(cfg.Kiosk, cfg.DeviceID, stdout, log.With("component", "kiosk"))
@@ -268,15 +267,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		eg.Go(func() error { return serveKiosk(ectx) })
 	}
 	eg.Go(func() error { return dl.Run(ectx) })
-	eg.Go(func() error {
-		select {
-		case r := <-restart:
-			log.Warn(r.Error())
-			return r
-		case <-ectx.Done():
-			return nil
-		}
-	})
 	for i, in := range cfg.Inputs {
 		// A source that ends (EOF on stdin, the end of a replayed folder) ends alone; the daemon keeps syncing until
 		// it is told to stop.

@@ -96,6 +96,14 @@ type Gate struct {
 	presence map[subject.Key]decide.Seen // each person's last recorded entry here
 }
 
+// SetPolicy changes the site's choice for the next scans (a new device config from the hub); a scan being decided
+// finishes under the policy it started with.
+func (g *Gate) SetPolicy(p decide.Policy) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.Policy = p
+}
+
 // SetDirection sets the direction of the next scans, for a toggle device (a key or a button flips it).
 func (g *Gate) SetDirection(direction string) {
 	g.mu.Lock()
@@ -140,12 +148,14 @@ func (g *Gate) remember(k subject.Key, s decide.Seen) {
 	g.presence[k] = s
 }
 
-func (g *Gate) context(now time.Time, k subject.Key, named bool) decide.Context {
+// context is what the decision needs besides the code, and the policy in force.
+func (g *Gate) context(now time.Time, k subject.Key, named bool) (decide.Context, decide.Policy) {
 	g.mu.Lock()
 	dir := g.Direction
 	if g.toggled != "" {
 		dir = g.toggled
 	}
+	pol := g.Policy
 	g.mu.Unlock()
 	c := decide.Context{Now: now, Mode: g.Mode, Direction: dir}
 	if named {
@@ -159,7 +169,7 @@ func (g *Gate) context(now time.Time, k subject.Key, named bool) decide.Context 
 			}
 		}
 	}
-	return c
+	return c, pol
 }
 
 // Run handles every code from src until it ends (io.EOF: nil) or ctx is cancelled.
@@ -192,8 +202,8 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 		res = payload.ParseWith(text, stamp.Wall, g.Formats)
 	}
 	key, named := g.subject(res)
-	c := g.context(stamp.Wall, key, named)
-	d := decide.Decide(g.Policy, res, c)
+	c, pol := g.context(stamp.Wall, key, named)
+	d := decide.Decide(pol, res, c)
 	o := Outcome{Result: "rejected", State: d.State, Kind: res.Kind, Direction: d.Direction,
 		MaskedName: res.Masked.Name, Reasons: d.Reasons}
 	if d.Record {
