@@ -80,5 +80,3 @@ func policy(d configs.Decision, hub *wire.DeviceConfig) decide.Policy {
 	}
 	return p
 }
-
-
