@@ -79,18 +79,24 @@ func listed(l *stoplist.List, i int) bool {
 	return ok
 }
 
-func TestPublisherCompaction(t *testing.T) {
+// newPublisher is a publisher over a fresh SQLite store, its messages kept in r, signed with a fixed test key.
+func newPublisher(t *testing.T) (context.Context, *store.DB, wire.Keys, wire.Topics, retained, *Publisher) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
 	keys := wire.Keys{"00000000000000aa": priv.Public().(ed25519.PublicKey)}
 	tp := wire.Topics{Root: "r"}
 	r := retained{}
-	p := New(Config{Topics: tp, KeyID: "00000000000000aa", Key: priv}, db, r.publish)
+	return ctx, db, keys, tp, r, New(Config{Topics: tp, KeyID: "00000000000000aa", Key: priv}, db, r.publish)
+}
+
+func TestPublisherCompaction(t *testing.T) {
+	ctx, db, keys, tp, r, p := newPublisher(t)
 
 	var add []store.StopEntry
 	for i := range 5000 { // 85 KB: deltas up to 64 KiB stay deltas
@@ -160,7 +166,7 @@ func TestPublisherCompaction(t *testing.T) {
 	db.ChangeStopList(ctx, "s1", []store.StopEntry{{Subject: key(1), Reason: "banned"}}, nil)
 	p.Step(ctx)
 	before := len(r)
-	p2 := New(Config{Topics: tp, KeyID: "00000000000000aa", Key: priv}, db, r.publish)
+	p2 := New(p.cfg, db, r.publish)
 	if err := p2.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -182,17 +188,7 @@ func TestPublisherCompaction(t *testing.T) {
 }
 
 func TestPublisherConfig(t *testing.T) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
-	keys := wire.Keys{"00000000000000aa": priv.Public().(ed25519.PublicKey)}
-	tp := wire.Topics{Root: "r"}
-	r := retained{}
-	p := New(Config{Topics: tp, KeyID: "00000000000000aa", Key: priv}, db, r.publish)
+	ctx, db, keys, tp, r, p := newPublisher(t)
 	db.SetDeviceConfig(ctx, store.DeviceConfig{Device: "g1", Claimed: "green", ListBudget: time.Hour})
 	if err := p.Step(ctx); err != nil {
 		t.Fatal(err)
