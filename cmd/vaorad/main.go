@@ -225,11 +225,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			list.status(dl, m)
 			return m
 		}}, ob)
-	g := &gate.Gate{Device: cfg.DeviceID, Mode: decide.Mode(cfg.Direction), Direction: "in", Clock: clock.New(),
-		Policy: pol, StopList: list.Get,
-		Formats: payload.Options{PassKeys: keys.issuers}, SubjectKey: keys.subjectKey,
-		Recorder: recorder{ob: ob, up: up, keys: keys, admit: fullPolicy == "admit"},
-		Feedback: feedbacks{feedback.NewTerminal(stdout)}, Log: log}
+	// What the gate tells: the terminal, then the configured outputs and the kiosk page.
+	fbs := feedbacks{feedback.NewTerminal(stdout)}
 	outs, closers, err := openOutputs(cfg.Outputs, cfg.DeviceID, log.With("component", "outputs"))
 	if err != nil {
 		return err
@@ -242,16 +239,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	g.Feedback = append(g.Feedback.(feedbacks), outs...)
-	live.Store(g)
+	fbs = append(fbs, outs...)
 	var serveKiosk func(context.Context) error
 	if cfg.Kiosk.Listen != "" {
 		k, serve, err := kioskPage(cfg.Kiosk, cfg.DeviceID, stdout, log.With("component", "kiosk"))
 		if err != nil {
 			return err
 		}
-		g.Feedback, serveKiosk = append(g.Feedback.(feedbacks), k), serve
+		fbs, serveKiosk = append(fbs, k), serve
 	}
+	g := &gate.Gate{Device: cfg.DeviceID, Mode: decide.Mode(cfg.Direction), Direction: "in", Clock: clock.New(),
+		Policy: pol, StopList: list.Get,
+		Formats: payload.Options{PassKeys: keys.issuers}, SubjectKey: keys.subjectKey,
+		Recorder: recorder{ob: ob, up: up, keys: keys, admit: fullPolicy == "admit"},
+		Feedback: fbs, Log: log}
+	live.Store(g)
 
 	if f, ok := stdin.(*os.File); ok && !*echo && slices.Contains(cfg.Inputs, "stdin") {
 		restore, err := handheld.QuietTerminal(f)

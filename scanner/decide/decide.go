@@ -4,7 +4,6 @@
 package decide
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/vaora/vaora/scanner/payload"
@@ -144,9 +143,4 @@ func direction(p Policy, c Context) string {
 		return "in"
 	}
 	return "in"
-}
-
-// String is for logs and tests.
-func (d Decision) String() string {
-	return fmt.Sprintf("%s %s record=%v reasons=%d", d.State, d.Direction, d.Record, len(d.Reasons))
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestLookupAndSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Version() != 7 || !back.Issued().Equal(t0) || !equalEntries(back.Entries(), l.Entries()) {
+	if back.Version() != 7 || !back.Issued().Equal(t0) || !slices.Equal(back.Entries(), l.Entries()) {
 		t.Fatalf("round trip: %+v", back.Entries())
 	}
 	empty, err := New(1, t0, nil)
@@ -67,18 +68,6 @@ func TestLookupAndSnapshot(t *testing.T) {
 	if e, err := DecodeSnapshot(empty.EncodeSnapshot()); err != nil || e.Len() != 0 {
 		t.Fatalf("empty list: %v, %v", e, err)
 	}
-}
-
-func equalEntries(a, b []Entry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestDecodeRefuses(t *testing.T) {
