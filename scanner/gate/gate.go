@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,15 +64,22 @@ type Receipt struct {
 	Seq   uint64
 }
 
-// Outcome is what happened to one code.
+// Outcome is what happened to one code, or, with Result "direction", that the guard set the direction of the next
+// scans on a toggle device (Direction holds it; nothing was scanned or recorded).
 type Outcome struct {
-	Result     string // accepted | rejected | fault
+	Result     string // accepted | rejected | fault | direction
 	State      decide.State
 	Kind       payload.Kind
 	Direction  string
 	MaskedName string
 	Reasons    []payload.Reason
 	Receipt    Receipt // set when accepted
+}
+
+// Presence is where the gate keeps each person's last recorded entry, so that a restart does not forget who is in.
+// Put must not block on the disk.
+type Presence interface {
+	Put(k subject.Key, s decide.Seen)
 }
 
 // Gate is one device's scan path.
@@ -86,6 +94,9 @@ type Gate struct {
 	SubjectKey func(kind payload.Kind, identifier string) subject.Key
 	// StopList returns the stop list in force (nil: none received yet). Nil: the site has no stop list.
 	StopList func() *stoplist.List
+	// Presence keeps who was recorded here across restarts (scanner/presence); Restore loads it back at start.
+	// Nil: the gate remembers in memory only.
+	Presence Presence
 	Clock    *clock.Clock
 	Recorder Recorder
 	Feedback Feedback
@@ -104,11 +115,66 @@ func (g *Gate) SetPolicy(p decide.Policy) {
 	g.Policy = p
 }
 
-// SetDirection sets the direction of the next scans, for a toggle device (a key or a button flips it).
-func (g *Gate) SetDirection(direction string) {
+// SetDirection sets the direction of the next scans on a toggle device (the guard typed "in" or "out", or pressed
+// the direction button) and tells the guard. A device with a fixed or automatic direction ignores it, and says so in
+// the log: its direction comes from its config.
+func (g *Gate) SetDirection(direction string) error {
+	if direction != "in" && direction != "out" {
+		return fmt.Errorf("direction %q: want in or out", direction)
+	}
+	if g.Mode != decide.ModeToggle {
+		g.Log.Warn("direction change ignored: this device's direction is set by its config, not by the guard",
+			"device", g.Device, "mode", string(g.modeOrIn()), "asked", direction)
+		return fmt.Errorf("direction is %s by config (direction: toggle lets the guard set it)", g.modeOrIn())
+	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	g.toggled = direction
+	g.mu.Unlock()
+	g.Log.Info("direction set by the guard", "device", g.Device, "direction", direction)
+	g.Feedback.Show(Outcome{Result: "direction", Direction: direction})
+	return nil
+}
+
+// ToggleDirection flips the direction of the next scans on a toggle device (the direction button).
+func (g *Gate) ToggleDirection() error {
+	next := "out"
+	if g.CurrentDirection() == "out" {
+		next = "in"
+	}
+	return g.SetDirection(next)
+}
+
+// CurrentDirection is the direction the next scan gets on a toggle device; on others, the fixed one ("in" for auto,
+// whose scans are decided person by person).
+func (g *Gate) CurrentDirection() string {
+	switch g.Mode {
+	case decide.ModeOut:
+		return "out"
+	case decide.ModeToggle:
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.toggled != "" {
+			return g.toggled
+		}
+		if g.Direction == "out" {
+			return "out"
+		}
+	}
+	return "in"
+}
+
+func (g *Gate) modeOrIn() decide.Mode {
+	if g.Mode == "" {
+		return decide.ModeIn
+	}
+	return g.Mode
+}
+
+// Restore gives the gate back who it recorded before a restart.
+func (g *Gate) Restore(seen map[subject.Key]decide.Seen) {
+	for k, s := range seen {
+		g.remember(k, s)
+	}
 }
 
 // maxPresence bounds the people the gate remembers: a factory gate's shift, many times over.
@@ -229,7 +295,11 @@ func (g *Gate) Handle(ctx context.Context, text string, readErr error) Outcome {
 		default:
 			o.Result, o.Receipt = "accepted", rc
 			if named {
-				g.remember(key, decide.Seen{At: stamp.Wall, Direction: d.Direction})
+				seen := decide.Seen{At: stamp.Wall, Direction: d.Direction}
+				g.remember(key, seen)
+				if g.Presence != nil {
+					g.Presence.Put(key, seen)
+				}
 			}
 		}
 	}
@@ -280,4 +350,31 @@ func codes(rs []payload.Reason) []string {
 		out = append(out, r.Code)
 	}
 	return out
+}
+
+// directionWords are what a guard types on the terminal to set a toggle device's direction.
+var directionWords = map[string]string{"in": "in", "vào": "in", "vao": "in", "out": "out", "ra": "out"}
+
+// WithCommands wraps the guard's own keyboard (the terminal): on a toggle device, a line that says only "in" or
+// "out" ("vào", "ra") sets the direction of the next scans rather than being taken as a code. Other devices, and
+// every other line, go through as read. Wrap only a source the guard types on, never a reader's.
+func (g *Gate) WithCommands(src Source) Source { return commands{g: g, src: src} }
+
+type commands struct {
+	g   *Gate
+	src Source
+}
+
+func (c commands) Next(ctx context.Context) (string, error) {
+	for {
+		text, err := c.src.Next(ctx)
+		if err != nil || c.g.Mode != decide.ModeToggle {
+			return text, err
+		}
+		dir, ok := directionWords[strings.ToLower(strings.TrimSpace(text))]
+		if !ok {
+			return text, nil
+		}
+		c.g.SetDirection(dir) // logs and shows; cannot fail on a toggle device
+	}
 }

@@ -226,3 +226,100 @@ func TestPresenceAndStopList(t *testing.T) {
 		t.Fatalf("toggle set to out: %+v", o)
 	}
 }
+
+// The guard sets the direction of a toggle device, and sees it; a device with a fixed direction refuses, and its
+// scans keep their direction.
+func TestSetDirection(t *testing.T) {
+	rec, fb, logs := &memRecorder{}, &shown{}, &bytes.Buffer{}
+	g := newGate(rec, fb, logs)
+	if err := g.SetDirection("out"); err == nil || !strings.Contains(err.Error(), "direction: toggle") {
+		t.Fatalf("fixed device: err %v", err)
+	}
+	if len(*fb) != 0 || !strings.Contains(logs.String(), "direction change ignored") {
+		t.Fatalf("fixed device showed %+v; log:\n%s", *fb, logs)
+	}
+	if o := g.Handle(context.Background(), cccd, nil); o.Direction != "in" {
+		t.Fatalf("fixed device scan: %+v", o)
+	}
+
+	g.Mode = decide.ModeToggle
+	if err := g.SetDirection("sideways"); err == nil {
+		t.Fatal("sideways accepted")
+	}
+	if g.CurrentDirection() != "in" {
+		t.Fatalf("toggle starts %q", g.CurrentDirection())
+	}
+	for _, want := range []string{"out", "in", "out"} {
+		*fb = nil
+		if err := g.ToggleDirection(); err != nil {
+			t.Fatal(err)
+		}
+		if len(*fb) != 1 || (*fb)[0].Result != "direction" || (*fb)[0].Direction != want || g.CurrentDirection() != want {
+			t.Fatalf("toggle to %s: shown %+v, current %s", want, *fb, g.CurrentDirection())
+		}
+	}
+	if o := g.Handle(context.Background(), cccd, nil); o.Direction != "out" || rec.scans[len(rec.scans)-1].Direction != "out" {
+		t.Fatalf("scan after toggling to out: %+v", o)
+	}
+}
+
+// On a toggle device, the guard types "out" or "vào" on the terminal; the scans that follow take that direction.
+// On a fixed device the same words are scanned as codes (and refused).
+func TestTerminalDirectionCommands(t *testing.T) {
+	rec, fb, logs := &memRecorder{}, &shown{}, &bytes.Buffer{}
+	g := newGate(rec, fb, logs)
+	g.Mode = decide.ModeToggle
+	src := &lines{items: []string{cccd, " OUT ", cccd, "vào", cccd}, errs: make([]error, 5)}
+	if err := g.Run(context.Background(), "stdin", g.WithCommands(src)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range *fb {
+		got = append(got, o.Result+":"+o.Direction)
+	}
+	want := []string{"accepted:in", "direction:out", "accepted:out", "direction:in", "accepted:in"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("outcomes %q, want %q", got, want)
+	}
+
+	*fb = nil
+	g.Mode = decide.ModeIn
+	if err := g.Run(context.Background(), "stdin", g.WithCommands(&lines{items: []string{"out"}, errs: []error{nil}})); err != nil {
+		t.Fatal(err)
+	}
+	if len(*fb) != 1 || (*fb)[0].Result != "rejected" {
+		t.Fatalf("fixed device: %+v", *fb)
+	}
+}
+
+type presenceLog map[subject.Key]decide.Seen
+
+func (p presenceLog) Put(k subject.Key, s decide.Seen) { p[k] = s }
+
+// What the gate recorded goes to its presence store; a gate restored from it after a restart knows who is in: in
+// auto mode the person's next scan is out, and a second scan within the window is a duplicate.
+func TestPresenceRestored(t *testing.T) {
+	kept := presenceLog{}
+	g := newGate(&memRecorder{}, &shown{}, io.Discard)
+	g.Mode, g.Presence = decide.ModeAuto, kept
+	g.Policy.DuplicateWindow = time.Minute
+	if o := g.Handle(context.Background(), cccd, nil); o.Direction != "in" || len(kept) != 1 {
+		t.Fatalf("first scan %+v, kept %v", o, kept)
+	}
+	rejected := g.Handle(context.Background(), "https://example.com", nil)
+	if rejected.Result != "rejected" || len(kept) != 1 {
+		t.Fatalf("a refused code was kept: %v", kept)
+	}
+
+	restarted := newGate(&memRecorder{}, &shown{}, io.Discard)
+	restarted.Mode, restarted.Policy.DuplicateWindow = decide.ModeAuto, time.Minute
+	restarted.Restore(kept)
+	if o := restarted.Handle(context.Background(), cccd, nil); o.Direction != "out" {
+		t.Fatalf("after restart: %+v", o)
+	}
+	fresh := newGate(&memRecorder{}, &shown{}, io.Discard)
+	fresh.Mode = decide.ModeAuto
+	if o := fresh.Handle(context.Background(), cccd, nil); o.Direction != "in" {
+		t.Fatalf("without restore the test proves nothing: %+v", o)
+	}
+}
