@@ -3,10 +3,13 @@
 package feedback
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"os"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -112,5 +115,70 @@ func TestGPIOChipClosed(t *testing.T) {
 	}
 	if err := g.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// The button's request as the kernel reads it: an input, both edges, the pull-up and active-low for a button to
+// ground, and the debounce attribute in microseconds.
+func TestButtonRequestBytes(t *testing.T) {
+	c, err := newGPIOConfig("gpiochip0", map[string]int{"button": 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		opts  ButtonOptions
+		flags uint64
+		us    uint64
+	}{
+		{ButtonOptions{ActiveLow: true}, 1<<1 | 1<<2 | 1<<4 | 1<<5 | 1<<8, 30000},
+		{ButtonOptions{Debounce: 10 * time.Millisecond}, 1<<2 | 1<<4 | 1<<5 | 1<<9, 10000},
+	} {
+		r := newButtonRequest(c, tc.opts)
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&r)), unsafe.Sizeof(r))
+		le := binary.LittleEndian
+		if le.Uint32(b[0:]) != 5 || le.Uint32(b[560:]) != 1 {
+			t.Errorf("offset %d, lines %d", le.Uint32(b[0:]), le.Uint32(b[560:]))
+		}
+		if got := le.Uint64(b[288:]); got != tc.flags {
+			t.Errorf("%+v: flags %#x, want %#x", tc.opts, got, tc.flags)
+		}
+		// config.num_attrs = 1; attrs[0] = {id 3 (debounce), value µs, mask line 0}
+		if n, id, v, m := le.Uint32(b[288+8:]), le.Uint32(b[288+32:]), le.Uint64(b[288+40:]), le.Uint64(b[288+48:]); n != 1 || id != 3 || v != tc.us || m != 1 {
+			t.Errorf("%+v: attrs %d, id %d, value %d, mask %d", tc.opts, n, id, v, m)
+		}
+	}
+}
+
+// Run on a stream the way vaorad runs it: presses arrive while it waits, and cancelling ends it cleanly.
+func TestButtonRun(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	b := &Button{path: "/dev/gpiochip0", f: r}
+	ctx, cancel := context.WithCancel(context.Background())
+	presses := make(chan struct{}, 10)
+	done := make(chan error)
+	go func() { done <- b.Run(ctx, func() { presses <- struct{}{} }) }()
+	w.Write(bouncyPresses(2))
+	for range 2 {
+		select {
+		case <-presses:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no press")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if len(presses) != 0 {
+		t.Fatalf("%d extra presses", len(presses))
 	}
 }

@@ -3,6 +3,7 @@
 package feedback
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -28,3 +29,21 @@ func (*GPIOChip) Set(map[string]bool) error { return errNoGPIO }
 
 // Close implements Lines.
 func (*GPIOChip) Close() error { return nil }
+
+// Button is a push button on a GPIO line; it exists only where the driver is built.
+type Button struct{}
+
+// OpenButton fails on this platform, after checking the request as the Linux driver would.
+func OpenButton(chip string, offset int, opts ButtonOptions) (*Button, error) {
+	c, err := newGPIOConfig(chip, map[string]int{"button": offset}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("gpio %s: %w", c.path, errNoGPIO)
+}
+
+// Run fails here.
+func (*Button) Run(context.Context, func()) error { return errNoGPIO }
+
+// Close implements io.Closer.
+func (*Button) Close() error { return nil }

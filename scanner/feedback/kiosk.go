@@ -286,6 +286,11 @@ func kioskViewOf(o gate.Outcome, now time.Time) kioskView {
 		Kind: kioskKinds[o.Kind], Time: now.Format("15:04:05"), Message: kioskMessage(o)}
 	recorded := o.Result == "accepted"
 	switch {
+	case o.Result == "direction": // the guard set the direction: not a scan
+		v.Screen, v.Icon, v.Word = "direction", "⇄", "CHIỀU · DIRECTION"
+		v.Headline, v.Detail = kioskDirections[o.Direction], "Các lượt quét tiếp theo · The next scans"
+		v.Time, v.Kind = now.Format("15:04:05"), ""
+		return v
 	case recorded && o.State == decide.Green:
 		v.Screen, v.Icon, v.Headline = "green", "✔", "ĐÃ GHI NHẬN · RECORDED"
 		v.Detail = "Hợp lệ, chưa xác minh danh tính · Valid, identity not verified"

@@ -91,6 +91,16 @@ func TestKioskViews(t *testing.T) {
 	}
 }
 
+// The guard set the direction of a toggle device: a screen of its own, neither a colour nor a result.
+func TestKioskDirectionView(t *testing.T) {
+	now := time.Date(2026, 3, 2, 7, 5, 9, 0, time.UTC)
+	v := kioskViewOf(gate.Outcome{Result: "direction", Direction: "out"}, now)
+	if v.Screen != "direction" || v.Recorded || v.Headline != "RA · OUT" || v.Name != "" || v.Time != "07:05:09" ||
+		!strings.Contains(v.Detail, "The next scans") {
+		t.Fatalf("direction view %+v", v)
+	}
+}
+
 // kioskEvent is one server-sent event as a browser parses it.
 type kioskEvent struct {
 	id, event string

@@ -103,6 +103,9 @@ func (l *Lights) opens(o gate.Outcome) bool {
 
 // Show implements gate.Feedback. It never waits for the hardware.
 func (l *Lights) Show(o gate.Outcome) {
+	if o.Result == "direction" {
+		return // no colour means "direction set"; the screen says it
+	}
 	now := time.Now()
 	lit := l.leds[o.State]
 	evs := make([]lineEvent, 0, 2*len(l.ledLines)+2)

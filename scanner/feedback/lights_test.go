@@ -41,6 +41,7 @@ func TestLightsSequence(t *testing.T) {
 		time.Sleep(2500 * time.Millisecond)
 		l.Show(oBlueAccepted)
 		time.Sleep(time.Second)
+		l.Show(gate.Outcome{Result: "direction", Direction: "out"}) // leaves the lights as they are
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -98,7 +98,7 @@ func NewSound(opts SoundOptions) *Sound {
 
 // Show implements gate.Feedback.
 func (s *Sound) Show(o gate.Outcome) {
-	if s.player == "" || soundWAV[o.State] == nil {
+	if s.player == "" || soundWAV[o.State] == nil || o.Result == "direction" {
 		return
 	}
 	s.mu.Lock()
@@ -271,6 +271,9 @@ func NewBuzzer(lines Lines, opts BuzzerOptions) (*Buzzer, error) {
 
 // Show implements gate.Feedback.
 func (b *Buzzer) Show(o gate.Outcome) {
+	if o.Result == "direction" {
+		return
+	}
 	p := b.patterns[o.State]
 	at := time.Now()
 	evs := make([]lineEvent, 0, len(p)+1)

@@ -1,5 +1,6 @@
-// Package feedback tells the person at the gate what happened, in Vietnamese and English. The terminal output is
-// the first screen; later issues add the kiosk page, sound, lights and the relay behind the same interface.
+// Package feedback tells the person at the gate what happened, in Vietnamese and English: the terminal, the kiosk
+// page, tones, LEDs, a turnstile relay and a buzzer on the GPIO character device, and a webhook. It also reads the
+// guard's direction button, on the same GPIO character device.
 package feedback
 
 import (
@@ -34,6 +35,8 @@ var directions = map[string]string{"in": "VÀO / IN", "out": "RA / OUT"}
 func (t *Terminal) Show(o gate.Outcome) {
 	var b strings.Builder
 	switch o.Result {
+	case "direction":
+		fmt.Fprintf(&b, "⇄ CHIỀU / DIRECTION: %s — các lượt quét tiếp theo / the next scans\n", directions[o.Direction])
 	case "accepted":
 		fmt.Fprintf(&b, "✔ ĐÃ GHI NHẬN / ACCEPTED  [%s]  %s", colours[o.State], directions[o.Direction])
 		if o.MaskedName != "" {

@@ -166,6 +166,9 @@ func NewWebhook(opts WebhookOptions) (*Webhook, error) {
 
 // Show implements gate.Feedback. It never waits: a full queue drops its oldest decision.
 func (w *Webhook) Show(o gate.Outcome) {
+	if o.Result == "direction" {
+		return // the webhook reports decisions; a direction change is in the log
+	}
 	d := WebhookDecision{Device: w.device, Time: w.now().UTC(), Result: o.Result, State: string(o.State),
 		Kind: string(o.Kind), Direction: o.Direction, MaskedName: o.MaskedName, Reasons: make([]string, 0, len(o.Reasons))}
 	for _, r := range o.Reasons {
