@@ -289,7 +289,7 @@ func kioskViewOf(o gate.Outcome, now time.Time) kioskView {
 	case o.Result == "direction": // the guard set the direction: not a scan
 		v.Screen, v.Icon, v.Word = "direction", "⇄", "CHIỀU · DIRECTION"
 		v.Headline, v.Detail = kioskDirections[o.Direction], "Các lượt quét tiếp theo · The next scans"
-		v.Time, v.Kind = now.Format("15:04:05"), ""
+		v.Dir, v.Kind = "", "" // the headline says it
 		return v
 	case recorded && o.State == decide.Green:
 		v.Screen, v.Icon, v.Headline = "green", "✔", "ĐÃ GHI NHẬN · RECORDED"

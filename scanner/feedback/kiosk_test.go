@@ -558,6 +558,9 @@ func TestKioskInChromium(t *testing.T) {
 		{"red-fault", kioskRedFault, "rgb(179, 0, 27)", []string{"ĐỎ · RED", "LỖI · FAULT", "KHÔNG ĐƯỢC GHI NHẬN · NOT RECORDED", "could not be saved"}},
 		{"green", kioskGreen, "rgb(0, 112, 60)", []string{"XANH · GREEN", "ĐÃ GHI NHẬN · RECORDED", "Identity verified", "RA · OUT"}},
 		{"blue", kioskBlue, "rgb(29, 78, 216)", []string{"LAM · BLUE", "ĐÃ QUÉT RỒI · ALREADY IN"}},
+		// The guard set a toggle device's direction: a screen of its own, no colour of a decision.
+		{"direction", gate.Outcome{Result: "direction", Direction: "out"}, "rgb(52, 58, 70)",
+			[]string{"CHIỀU · DIRECTION", "RA · OUT", "The next scans"}},
 	} {
 		k.Show(tc.o)
 		wait(tc.name+": the page did not show the colour and the masked name", fmt.Sprintf(

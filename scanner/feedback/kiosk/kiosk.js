@@ -28,7 +28,7 @@ function apply(v) {
   el("word").textContent = v.word;
   el("headline").textContent = v.headline;
   el("detail").textContent = v.detail;
-  el("detail").className = "detail" + (v.recorded ? "" : " not-recorded");
+  el("detail").className = "detail" + (v.recorded || v.screen === "direction" ? "" : " not-recorded");
   el("name").textContent = v.name;
   el("direction").textContent = v.direction;
   el("time").textContent = v.time;
