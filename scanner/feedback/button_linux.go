@@ -23,10 +23,9 @@ const (
 
 // Button is a push button on one GPIO line, requested as an input with edge detection.
 type Button struct {
-	path     string
-	f        *os.File
-	debounce uint64 // µs, as requested from the kernel
-	opts     ButtonOptions
+	path string
+	f    *os.File
+	opts ButtonOptions
 }
 
 // OpenButton requests line offset of chip ("gpiochip0" or a path) as the direction button.

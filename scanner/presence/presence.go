@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vaora/vaora/scanner/decide"
 	"github.com/vaora/vaora/scanner/subject"
@@ -43,7 +44,7 @@ type Store struct {
 func Open(path string, keep time.Duration, log *slog.Logger) (*Store, map[subject.Key]decide.Seen, error) {
 	db, seen, err := open(path, keep)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, nil, fmt.Errorf("presence file %s is in use by another process: is another vaorad running "+
 				"with the same state directory?", path)
 		}
