@@ -16,9 +16,9 @@ import (
 
 // entryColumns is the column order of every INSERT and SELECT of entries.
 const entryColumns = `device, epoch, seq, v, direction, kind, state, reasons, masked_name, scanned_at, boot_id, ` +
-	`mono_ns, clock_synced, subject, display, personal, list_version, received_at`
+	`mono_ns, clock_synced, subject, display, personal, list_version, rebased_at, received_at`
 
-const entryParams = 18
+const entryParams = 19
 
 // group is one device epoch in a batch.
 type group struct {
@@ -35,6 +35,9 @@ type group struct {
 //
 // Every entry must pass wire.Entry.Validate, have a seq below 2^63 and a scanned_at in years 1..9999; otherwise
 // nothing is stored. Times are kept in UTC at microsecond precision.
+//
+// In the same transaction, unsynchronised entries are re-based on their boot's first synchronised entry
+// (rebase.go): those of the batch as they are inserted, and stored ones when the batch anchors their boot.
 func (db *DB) Insert(ctx context.Context, entries []wire.Entry, receivedAt time.Time) ([]wire.Ack, error) {
 	if len(entries) == 0 {
 		return nil, nil
@@ -146,9 +149,18 @@ func insertEach(ctx context.Context, db *DB, tx *sql.Tx, sorted []*group, entrie
 		g.mark = uint64(through)
 	}
 
+	// Anchors first (rebase.go): the rows below then go in with their re-based times, and the stored rows an
+	// anchor set now places are only those that arrived before this batch.
+	bs, err := db.anchorsEach(ctx, tx, entries, receivedAt)
+	if err != nil {
+		return "read or set boot anchors", err
+	}
+	if err := db.rebaseStored(ctx, tx, bs); err != nil {
+		return "re-base stored entries", err
+	}
 	for start := 0; start < len(entries); start += db.d.chunkRows {
 		chunk := entries[start:min(start+db.d.chunkRows, len(entries))]
-		if err := db.insertChunk(ctx, tx, chunk, receivedAt); err != nil {
+		if err := db.insertChunk(ctx, tx, chunk, bs, receivedAt); err != nil {
 			return "insert rows", err
 		}
 	}
@@ -177,7 +189,7 @@ func insertEach(ctx context.Context, db *DB, tx *sql.Tx, sorted []*group, entrie
 }
 
 // insertChunk writes one multi-row INSERT; a key already stored, or earlier in the same statement, is skipped.
-func (db *DB) insertChunk(ctx context.Context, tx *sql.Tx, chunk []wire.Entry, receivedAt time.Time) error {
+func (db *DB) insertChunk(ctx context.Context, tx *sql.Tx, chunk []wire.Entry, bs *boots, receivedAt time.Time) error {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO entries (` + entryColumns + `) VALUES `)
 	row := "(?" + strings.Repeat(", ?", entryParams-1) + ")"
@@ -197,9 +209,13 @@ func (db *DB) insertChunk(ctx context.Context, tx *sql.Tx, chunk []wire.Entry, r
 		if err != nil {
 			return err
 		}
+		var rebased any // NULL
+		if t, ok := db.rebasedArg(bs, e); ok {
+			rebased = db.d.timeArg(t)
+		}
 		args = append(args, e.Device, e.Epoch.String(), int64(e.Seq), e.V, e.Direction, e.Kind, e.State,
 			string(rj), e.MaskedName, db.d.timeArg(e.ScannedAt), e.BootID, e.MonoNS, e.ClockSynced, e.Subject, e.Display,
-			e.Personal, int64(e.ListVersion), recv)
+			e.Personal, int64(e.ListVersion), rebased, recv)
 	}
 	b.WriteString(` ON CONFLICT DO NOTHING`)
 	_, err := tx.ExecContext(ctx, db.d.q(b.String()), args...)

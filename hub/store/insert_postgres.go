@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/vaora/vaora/sync/wire"
 )
 
 // PostgreSQL's insert does the same as insertEach, in a fixed number of statements whatever the number of device
 // epochs in the batch: each statement is a network round trip, and a busy hub commits many devices' batches in one
-// transaction. The rows travel as one array per column (binary, unnested by the server), not as 18 parameters a row.
+// transaction. The rows travel as one array per column (binary, unnested by the server), not as 19 parameters a row.
 //
 // Rows that are new go in with a plain INSERT, which costs the server a third less than INSERT ... ON CONFLICT DO
 // NOTHING. That is safe because every writer of a device epoch's rows holds its mark's row lock from before it
@@ -35,12 +37,12 @@ const pgStored = `SELECT g.i, x.seq
 
 const pgRowArrays = `FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::text[],
 	$7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::bigint[], $13::boolean[], $14::text[],
-	$15::text[], $16::text[], $17::bigint[])`
+	$15::text[], $16::text[], $17::bigint[], $18::timestamptz[])`
 
 // pgInsertNew writes rows known to be absent; pgInsertRows skips a key already stored, or earlier in the same
 // arrays (the copy stored first wins), for the rare device epoch whose stored seqs were too many to list.
 const (
-	pgInsertNew  = `INSERT INTO entries (` + entryColumns + `) SELECT *, $18::timestamptz ` + pgRowArrays
+	pgInsertNew  = `INSERT INTO entries (` + entryColumns + `) SELECT *, $19::timestamptz ` + pgRowArrays
 	pgInsertRows = pgInsertNew + ` ON CONFLICT DO NOTHING`
 )
 
@@ -94,6 +96,14 @@ func insertPostgres(ctx context.Context, db *DB, tx *sql.Tx, sorted []*group, en
 	})
 	if err != nil {
 		return "lock marks", err
+	}
+	// Anchors first (rebase.go), as in insertEach.
+	bs, err := db.anchorsPostgres(ctx, tx, entries, receivedAt)
+	if err != nil {
+		return "read or set boot anchors", err
+	}
+	if err := db.rebaseStored(ctx, tx, bs); err != nil {
+		return "re-base stored entries", err
 	}
 
 	// Every seq up to a mark is stored; above it, the first copy of each seq is a candidate.
@@ -159,7 +169,7 @@ func insertPostgres(ctx context.Context, db *DB, tx *sql.Tx, sorted []*group, en
 	}{{fresh, pgInsertNew}, {unsure, pgInsertRows}} {
 		for start := 0; start < len(w.rows); start += db.d.chunkRows {
 			chunk := w.rows[start:min(start+db.d.chunkRows, len(w.rows))]
-			if err := insertArrays(ctx, tx, w.query, chunk, receivedAt); err != nil {
+			if err := db.insertArrays(ctx, tx, w.query, chunk, bs, receivedAt); err != nil {
 				return "insert rows", err
 			}
 		}
@@ -244,7 +254,7 @@ func query(ctx context.Context, tx *sql.Tx, q string, args []any, each func(*sql
 }
 
 // insertArrays writes one statement's rows as column arrays.
-func insertArrays(ctx context.Context, tx *sql.Tx, query string, chunk []*wire.Entry, receivedAt time.Time) error {
+func (db *DB) insertArrays(ctx context.Context, tx *sql.Tx, query string, chunk []*wire.Entry, bs *boots, receivedAt time.Time) error {
 	n := len(chunk)
 	var (
 		device, epoch, direction, kind, state = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -255,6 +265,7 @@ func insertArrays(ctx context.Context, tx *sql.Tx, query string, chunk []*wire.E
 		v                                     = make([]int32, n)
 		scanned                               = make([]time.Time, n)
 		synced                                = make([]bool, n)
+		rebased                               = make([]pgtype.Timestamptz, n) // not Valid: NULL
 		lastEpoch                             wire.Epoch
 		lastEpochText                         string
 	)
@@ -274,9 +285,12 @@ func insertArrays(ctx context.Context, tx *sql.Tx, query string, chunk []*wire.E
 		}
 		scanned[i] = e.ScannedAt.UTC().Truncate(time.Microsecond)
 		mono[i], synced[i] = e.MonoNS, e.ClockSynced
+		if t, ok := db.rebasedArg(bs, e); ok {
+			rebased[i] = pgtype.Timestamptz{Time: t, Valid: true}
+		}
 		subject[i], display[i], personal[i], listVersion[i] = e.Subject, e.Display, e.Personal, int64(e.ListVersion)
 	}
 	_, err := tx.ExecContext(ctx, query, device, epoch, seq, v, direction, kind, state, reasons, masked, scanned,
-		bootID, mono, synced, subject, display, personal, listVersion, receivedAt.UTC().Truncate(time.Microsecond))
+		bootID, mono, synced, subject, display, personal, listVersion, rebased, receivedAt.UTC().Truncate(time.Microsecond))
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vaora/vaora/sync/wire"
@@ -13,6 +14,32 @@ import (
 type Row struct {
 	wire.Entry
 	ReceivedAt time.Time
+	// RebasedAt is the hub's correction of an unsynchronised ScannedAt (rebase.go); zero when not re-based.
+	// ScannedAt stays as the device sent it.
+	RebasedAt time.Time
+	// ExitWithoutEntry: an exit whose person has no entry before it at any reader of the device's site within the
+	// presence horizon (sites.go). Computed when read; not personal data.
+	ExitWithoutEntry bool
+}
+
+// Time is the entry's time as the hub shows it: COALESCE(rebased_at, scanned_at).
+func (r Row) Time() time.Time {
+	if !r.RebasedAt.IsZero() {
+		return r.RebasedAt
+	}
+	return r.ScannedAt
+}
+
+// TimeSource says where Time comes from: TimeSynced, TimeRebased or TimeUnsynced.
+func (r Row) TimeSource() string {
+	switch {
+	case r.ClockSynced:
+		return TimeSynced
+	case !r.RebasedAt.IsZero():
+		return TimeRebased
+	default:
+		return TimeUnsynced
+	}
 }
 
 // Recent returns the newest rows first (received_at descending, then device, epoch and seq descending), at most
@@ -21,10 +48,20 @@ func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+entryColumns+` FROM entries WHERE NOT folded
-		ORDER BY received_at DESC, device DESC, epoch DESC, seq DESC LIMIT ?`), limit)
+	q := db.d.q(`SELECT ` + selectColumns + `, ` + db.exitFlag() + ` FROM entries e
+		LEFT JOIN device_sites s ON s.device = e.device WHERE NOT e.folded
+		ORDER BY e.received_at DESC, e.device DESC, e.epoch DESC, e.seq DESC LIMIT ?`)
+	return db.readRows(ctx, "recent entries", q, limit)
+}
+
+// selectColumns is entryColumns of the entries row aliased e.
+var selectColumns = "e." + strings.ReplaceAll(entryColumns, ", ", ", e.")
+
+// readRows runs a query whose columns are selectColumns and the exit-without-entry flag.
+func (db *DB) readRows(ctx context.Context, what, query string, args ...any) ([]Row, error) {
+	rows, err := db.sql.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
+		return nil, fmt.Errorf("store: read %s from %s: %v", what, db.display, err)
 	}
 	defer rows.Close()
 	var out []Row
@@ -37,18 +74,18 @@ func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
 		)
 		err := rows.Scan(&r.Device, &epoch, &seq, &r.V, &r.Direction, &r.Kind, &r.State, &reasons, &r.MaskedName,
 			timeScanner{&r.ScannedAt}, &r.BootID, &r.MonoNS, &r.ClockSynced, &r.Subject, &r.Display, &r.Personal,
-			uint64Scanner{&r.ListVersion}, timeScanner{&r.ReceivedAt})
+			uint64Scanner{&r.ListVersion}, nullTimeScanner{&r.RebasedAt}, timeScanner{&r.ReceivedAt}, &r.ExitWithoutEntry)
 		if err != nil {
-			return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
+			return nil, fmt.Errorf("store: read %s from %s: %v", what, db.display, err)
 		}
 		r.Seq = uint64(seq)
 		if r.Epoch, err = wire.ParseEpoch(epoch); err != nil {
-			return nil, fmt.Errorf("store: read recent entries from %s: row of device %s seq %d: %v: the row was "+
-				"written by something other than the hub; fix or delete it", db.display, r.Device, seq, err)
+			return nil, fmt.Errorf("store: read %s from %s: row of device %s seq %d: %v: the row was "+
+				"written by something other than the hub; fix or delete it", what, db.display, r.Device, seq, err)
 		}
 		if err := json.Unmarshal([]byte(reasons), &r.Reasons); err != nil {
-			return nil, fmt.Errorf("store: read recent entries from %s: reasons of device %s epoch %s seq %d: %v: "+
-				"the row was written by something other than the hub; fix or delete it", db.display, r.Device,
+			return nil, fmt.Errorf("store: read %s from %s: reasons of device %s epoch %s seq %d: %v: "+
+				"the row was written by something other than the hub; fix or delete it", what, db.display, r.Device,
 				epoch, seq, err)
 		}
 		if len(r.Reasons) == 0 {
@@ -57,7 +94,7 @@ func (db *DB) Recent(ctx context.Context, limit int) ([]Row, error) {
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: read recent entries from %s: %v", db.display, err)
+		return nil, fmt.Errorf("store: read %s from %s: %v", what, db.display, err)
 	}
 	return out, nil
 }
@@ -95,6 +132,17 @@ func (s timeScanner) parse(v string) error {
 	}
 	*s.t = t
 	return nil
+}
+
+// nullTimeScanner reads a nullable time column; NULL reads as the zero time.
+type nullTimeScanner struct{ t *time.Time }
+
+func (s nullTimeScanner) Scan(src any) error {
+	if src == nil {
+		*s.t = time.Time{}
+		return nil
+	}
+	return timeScanner(s).Scan(src)
 }
 
 // uint64Scanner reads a BIGINT column that holds a uint64 below 2^63 (wire.Entry.Validate keeps it there).

@@ -41,6 +41,9 @@ type DB struct {
 	// writer queues this process's writers to SQLite, which admits one at a time: a waiter here wakes as soon as the
 	// lock is free, where SQLite's busy handler polls with sleeps of up to 100 ms. Nil for PostgreSQL.
 	writer chan struct{}
+	log    *slog.Logger // entries the hub cannot re-base are logged here (rebase.go)
+	// presence is how far back an exit looks for its entry at the site (sites.go); 0: DefaultPresenceHorizon.
+	presence time.Duration
 }
 
 // dialect holds everything that differs between the engines; all SQL elsewhere is written once, with ? placeholders.
@@ -137,6 +140,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db.log = log
 	from, to, err := db.migrate(ctx)
 	if err != nil {
 		db.sql.Close()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vaora/vaora/hub/store"
+	"github.com/vaora/vaora/sync/wire"
 )
 
 //go:embed static
@@ -23,6 +24,7 @@ var static embed.FS
 // Store is what the web server reads.
 type Store interface {
 	Recent(ctx context.Context, limit int) ([]store.Row, error)
+	ExitsWithoutEntry(ctx context.Context, site string, since time.Time, limit int) ([]store.Row, error)
 }
 
 // Server is the hub's HTTP handler. Notify wakes the live views after each committed batch.
@@ -42,6 +44,7 @@ func New(st Store, log *slog.Logger) *Server {
 	s.mux.Handle("GET /", http.FileServerFS(sub))
 	s.mux.HandleFunc("GET /api/entries", s.entries)
 	s.mux.HandleFunc("GET /api/events", s.events)
+	s.mux.HandleFunc("GET /api/exits-without-entry", s.exitsWithoutEntry)
 	return s
 }
 
@@ -75,6 +78,20 @@ type entryJSON struct {
 	ScannedAt   string `json:"scanned_at"`
 	ReceivedAt  string `json:"received_at"`
 	ClockSynced bool   `json:"clock_synced"`
+	// Time is the entry's time as the hub shows it: scanned_at, or the hub's re-based time for an entry scanned
+	// before its device's clock was set; TimeSource says which: synced, rebased or device-unsynced.
+	Time       string `json:"time"`
+	TimeSource string `json:"time_source"`
+	// ExitWithoutEntry: an exit with no entry of the same person before it at the site's readers. Not personal data.
+	ExitWithoutEntry bool `json:"exit_without_entry"`
+}
+
+func entryOf(e store.Row) entryJSON {
+	return entryJSON{Device: e.Device, Epoch: e.Epoch.String(), Seq: e.Seq, Direction: e.Direction,
+		Kind: e.Kind, State: e.State, MaskedName: e.MaskedName,
+		ScannedAt: e.ScannedAt.UTC().Format(time.RFC3339Nano), ReceivedAt: e.ReceivedAt.UTC().Format(time.RFC3339Nano),
+		ClockSynced: e.ClockSynced, Time: e.Time().UTC().Format(time.RFC3339Nano), TimeSource: e.TimeSource(),
+		ExitWithoutEntry: e.ExitWithoutEntry}
 }
 
 const (
@@ -99,14 +116,54 @@ func (s *Server) entries(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the hub database did not answer; try again"})
 		return
 	}
+	writeEntries(w, rows)
+}
+
+func writeEntries(w http.ResponseWriter, rows []store.Row) {
 	out := make([]entryJSON, 0, len(rows))
 	for _, e := range rows {
-		out = append(out, entryJSON{Device: e.Device, Epoch: e.Epoch.String(), Seq: e.Seq, Direction: e.Direction,
-			Kind: e.Kind, State: e.State, MaskedName: e.MaskedName,
-			ScannedAt: e.ScannedAt.UTC().Format(time.RFC3339Nano), ReceivedAt: e.ReceivedAt.UTC().Format(time.RFC3339Nano),
-			ClockSynced: e.ClockSynced})
+		out = append(out, entryOf(e))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+}
+
+// exitsWithoutEntry is the report of a site's exits that have no entry before them: ?site=SITE (required),
+// &since=RFC3339 (default: 24 hours ago), &limit=N (as /api/entries), newest first, masked as /api/entries.
+func (s *Server) exitsWithoutEntry(w http.ResponseWriter, r *http.Request) {
+	bad := func(msg string, args ...any) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(msg, args...)})
+	}
+	q := r.URL.Query()
+	site := q.Get("site")
+	if len(q["site"]) != 1 || !wire.DeviceIDPattern.MatchString(site) {
+		bad("site must be one site id, as in the devices' config (got %q)", site)
+		return
+	}
+	since := time.Now().Add(-24 * time.Hour)
+	if v, ok := q["since"]; ok {
+		t, err := time.Parse(time.RFC3339Nano, v[0])
+		if len(v) != 1 || err != nil || t.Year() < 1 || t.Year() > 9999 {
+			bad("since must be one RFC 3339 time, e.g. 2026-11-25T00:00:00Z (got %q)", v[0])
+			return
+		}
+		since = t
+	}
+	limit := defaultLimit
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if len(v) != 1 || err != nil || n < 1 || n > maxLimit {
+			bad("limit must be one whole number from 1 to %d (got %q)", maxLimit, v[0])
+			return
+		}
+		limit = n
+	}
+	rows, err := s.store.ExitsWithoutEntry(r.Context(), site, since, limit)
+	if err != nil {
+		s.log.Error("listing exits without entry failed", "site", site, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the hub database did not answer; try again"})
+		return
+	}
+	writeEntries(w, rows)
 }
 
 // events is a server-sent event stream: one "entries" event after each commit, so the page refreshes at once.

@@ -46,6 +46,8 @@ type Config struct {
 	// Display opens the display fields that devices seal to the hub's service key (a seal.Ring of the service
 	// private keys, old ones kept after a rotation). Nil: entries keep their sealed display fields and show no name.
 	Display Opener
+	// Sites, when set, records each device's site from its retained status message (status.go).
+	Sites Sites
 }
 
 // Opener opens a sealed field.
@@ -93,6 +95,10 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 	// unacknowledged, and its device resends it.
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var status *statusReader
+	if cfg.Sites != nil {
+		status = newStatusReader(lctx, cfg)
+	}
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
 		SetClientID("vaorahub-"+cfg.WorkerID).
@@ -127,6 +133,9 @@ func Run(ctx context.Context, cfg Config, store Store) error {
 				return
 			}
 			time.Sleep(time.Second)
+		}
+		if status != nil {
+			status.subscribe(c)
 		}
 		c.Publish(stateTopic, 1, true, `{"state":"online"}`)
 		log.Info("ingest connected", "broker", cfg.Broker, "worker", cfg.WorkerID, "lanes", lanes)

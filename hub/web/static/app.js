@@ -5,6 +5,10 @@
 const DIRECTIONS = { in: "Vào · In", out: "Ra · Out" };
 const KINDS = { cccd: "CCCD", covid_app: "PC-Covid", bhyt: "BHYT", vaora_pass: "vaora pass", other: "Khác · Other" };
 const STATES = { green: "Xanh · Green", amber: "Vàng · Amber", blue: "Lam · Blue", red: "Đỏ · Red" };
+const TIME_NOTES = {
+  rebased: ["rebased", " (giờ đã hiệu chỉnh · time re-based)"],
+  "device-unsynced": ["unsynced", " (giờ chưa đồng bộ · clock not synced)"],
+};
 const seen = new Set();
 let first = true;
 let inflight = false;
@@ -23,14 +27,24 @@ function row(e) {
   tr.dataset.key = key;
   if (!first && !seen.has(key)) tr.className = "fresh";
   seen.add(key);
-  const when = cell(new Date(e.scanned_at).toLocaleString("vi-VN"));
-  if (!e.clock_synced) {
+  // time: the device's clock, or the hub's re-based time for a scan made before the device's clock was set.
+  const when = cell(new Date(e.time || e.scanned_at).toLocaleString("vi-VN"));
+  const note = TIME_NOTES[e.time_source || (e.clock_synced ? "synced" : "device-unsynced")];
+  if (note) {
     const s = document.createElement("span");
-    s.className = "unsynced";
-    s.textContent = " (giờ chưa đồng bộ · clock not synced)";
+    s.className = note[0];
+    s.textContent = note[1];
     when.appendChild(s);
   }
-  tr.append(when, cell(e.device), cell(DIRECTIONS[e.direction] || e.direction), cell(KINDS[e.kind] || e.kind));
+  const dir = cell(DIRECTIONS[e.direction] || e.direction);
+  if (e.exit_without_entry) {
+    const m = document.createElement("span");
+    m.className = "noentry";
+    m.title = "Không có lượt vào trước đó tại địa điểm này · No entry before this exit at this site";
+    m.textContent = " ⚠ chưa có lượt vào · no entry";
+    dir.appendChild(m);
+  }
+  tr.append(when, cell(e.device), dir, cell(KINDS[e.kind] || e.kind));
   const st = cell("");
   const b = document.createElement("span");
   b.className = "badge " + e.state;
