@@ -61,6 +61,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return stoplistCmd(ctx, args[1:], stdout, stderr)
 		case "device-config":
 			return deviceConfigCmd(ctx, args[1:], stdout, stderr)
+		case "device":
+			return deviceCmd(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("vaorahub", flag.ContinueOnError)
@@ -77,6 +79,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	lanes := fs.Int("ingest-lanes", ingest.DefaultLanes, "database transactions this ingest worker keeps open at "+
 		"once, each for a share of the devices (more overlap the database's round trips and commits)")
+	ef := addEnrolFlags(fs) // provisioning (enrol.go)
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
@@ -128,7 +131,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: redactBroker}))
 
 	ring, err := loadServiceRing(cfg.Keys, log)
 	if err != nil {
@@ -142,13 +145,19 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer db.Close()
 
 	brokerAddr := cfg.Broker
+	var embedded *broker.Auth
 	if cfg.MQTTListen != "" {
-		b, err := broker.Start(cfg.MQTTListen, log)
+		auth, err := ef.embeddedAuth(cfg, db, log) // nil: any client (--broker-auth open, the default)
+		if err != nil {
+			return err
+		}
+		b, err := broker.StartWith(cfg.MQTTListen, auth, log)
 		if err != nil {
 			return err
 		}
 		defer b.Close()
 		brokerAddr = b.URL()
+		embedded = auth
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -163,7 +172,23 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log.Info("hub started", "http", ln.Addr().String(), "broker", brokerAddr, "db", store.Redact(cfg.DB),
 		"topic_root", cfg.TopicRoot, "worker", cfg.WorkerID)
 
+	serveEnrol, closeEnrol, err := ef.serve(ctx, cfg, db, stdout, log)
+	if err != nil {
+		return err
+	}
+	defer closeEnrol()
+	if user, password, err := ef.account(); err != nil {
+		return err
+	} else if cfg.Broker != "" {
+		brokerAddr = withAccount(brokerAddr, user, password) // the hub's own clients log in (paho reads the URL)
+	} else if embedded != nil {
+		brokerAddr = withAccount(brokerAddr, embedded.HubUser, embedded.HubPassword)
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
+	if serveEnrol != nil {
+		g.Go(func() error { return serveEnrol(gctx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("web UI: %w", err)
@@ -179,7 +204,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	g.Go(func() error {
 		return ingest.Run(gctx, ingest.Config{Broker: brokerAddr, WorkerID: cfg.WorkerID, ShareGroup: cfg.ShareGroup,
 			Topics: wire.Topics{Root: cfg.TopicRoot}, Lanes: *lanes, Log: log.With("component", "ingest"),
-			Committed: ui.Notify, Display: ring}, db)
+			Committed: ui.Notify, Display: ring, Sites: db}, db)
 	})
 	if dl, err := downlinkConfig(cfg, brokerAddr, log); err != nil {
 		return usageError{err}

@@ -1,14 +1,30 @@
 // Package broker runs the hub's embedded MQTT broker (mochi-mqtt): the zero-setup default for a building-sized
 // install and for unit tests. Production sites with several hub workers use an external broker (Mosquitto, EMQX).
+//
+// By default it admits any client (`make demo`, and sites that have not provisioned devices yet). With Auth set it
+// admits only the hub's own clients and enrolled, unrevoked devices, each with the same ACL Mosquitto gets
+// (hub/enrol.DeviceACL): a device writes only its own entries and status and reads its ack, config, the hub's worker
+// states and its site's stop list.
 package broker
 
 import (
+	"bytes"
+	"context"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/vaora/vaora/hub/enrol"
+	"github.com/vaora/vaora/hub/store"
+	"github.com/vaora/vaora/sync/wire"
 )
 
 // Broker is a running embedded broker.
@@ -17,11 +33,32 @@ type Broker struct {
 	tcp *listeners.TCP
 }
 
-// Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
-func Start(addr string, log *slog.Logger) (*Broker, error) {
+// Devices is where the broker looks up device accounts (the hub's database).
+type Devices interface {
+	Device(ctx context.Context, device string) (store.DeviceCredentials, error)
+}
+
+// Auth makes the broker admit only the hub (HubUser, HubPassword) and enrolled devices.
+type Auth struct {
+	Devices              Devices
+	Topics               wire.Topics
+	HubUser, HubPassword string
+	Log                  *slog.Logger
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close, admitting any client.
+func Start(addr string, log *slog.Logger) (*Broker, error) { return StartWith(addr, nil, log) }
+
+// StartWith is Start with device authentication when a is not nil.
+func StartWith(addr string, a *Auth, log *slog.Logger) (*Broker, error) {
 	srv := mochi.New(&mochi.Options{Logger: log.With("component", "broker"), InlineClient: false})
-	// Per-device credentials and ACLs come with provisioning; until then the embedded broker admits any client.
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	var err error
+	if a == nil {
+		err = srv.AddHook(new(auth.AllowHook), nil)
+	} else {
+		err = srv.AddHook(&deviceAuth{a: *a, sites: map[string]string{}}, nil)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
@@ -42,3 +79,60 @@ func (b *Broker) URL() string { return "tcp://" + b.Addr() }
 
 // Close stops the broker and disconnects its clients.
 func (b *Broker) Close() error { return b.srv.Close() }
+
+// deviceAuth checks credentials against the hub's database and applies the device ACL.
+type deviceAuth struct {
+	mochi.HookBase
+	a     Auth
+	mu    sync.Mutex
+	sites map[string]string // device → site, of the devices connected
+}
+
+func (h *deviceAuth) ID() string { return "vaora-device-auth" }
+
+func (h *deviceAuth) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck}, []byte{b})
+}
+
+func (h *deviceAuth) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
+	if user == "" {
+		h.a.Log.Warn("broker: client without a username refused; devices are provisioned (docs/provisioning.md)",
+			"client", cl.ID, "remote", cl.Net.Remote)
+		return false
+	}
+	if user == h.a.HubUser {
+		return subtle.ConstantTimeCompare([]byte(pass), []byte(h.a.HubPassword)) == 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := h.a.Devices.Device(ctx, user)
+	if err != nil || d.Revoked || !enrol.HashMatches(pass, d.PasswordHash) {
+		h.a.Log.Warn("broker: device refused", "device", user, "remote", cl.Net.Remote, "revoked", d.Revoked, "err", err)
+		return false
+	}
+	h.mu.Lock()
+	h.sites[user] = d.Site
+	h.mu.Unlock()
+	return true
+}
+
+func (h *deviceAuth) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	user := string(cl.Properties.Username)
+	if user == h.a.HubUser {
+		return true
+	}
+	h.mu.Lock()
+	site, ok := h.sites[user]
+	h.mu.Unlock()
+	if !ok {
+		return false
+	}
+	t := h.a.Topics
+	if write {
+		return topic == t.Entries(user) || topic == t.Status(user)
+	}
+	head := t.StopListHead(site)
+	return topic == t.Ack(user) || topic == t.Config(user) || topic == t.HubState("+") ||
+		strings.HasPrefix(topic, t.Root+"/hub/state/") || topic == head || strings.HasPrefix(topic, head+"/")
+}

@@ -81,6 +81,50 @@ var migrations = []string{
 		name     TEXT NOT NULL PRIMARY KEY, -- site/SITE or dev/DEVICE
 		manifest TEXT NOT NULL             -- JSON of what was last published
 	);`,
+	// 5: time re-basing and sites. scanned_at stays as the device sent it; rebased_at is the hub's correction of an
+	// unsynchronised entry, from the first synchronised entry of the same boot that the hub stored (its anchor, in
+	// boot_anchors), NULL until then. The partial index holds only the entries still waiting for an anchor.
+	// device_sites is each device's site, from its retained status message; entries_subject serves the
+	// exit-without-entry check across a site's readers.
+	`ALTER TABLE entries ADD COLUMN rebased_at {time};
+	CREATE INDEX entries_unrebased ON entries (device, boot_id) WHERE NOT clock_synced AND rebased_at IS NULL;
+	CREATE INDEX entries_subject ON entries (subject) WHERE subject <> '';
+	CREATE TABLE boot_anchors (
+		device      TEXT   NOT NULL,
+		boot_id     TEXT   NOT NULL,
+		wall        {time} NOT NULL, -- the anchor entry's scanned_at, taken while the clock was synchronised
+		mono_ns     BIGINT NOT NULL, -- its time since boot
+		epoch       TEXT   NOT NULL, -- the anchor entry's identity, to trace a re-based time back
+		seq         BIGINT NOT NULL,
+		anchored_at {time} NOT NULL, -- received_at of the batch that set it
+		PRIMARY KEY (device, boot_id)
+	);
+	CREATE TABLE device_sites (
+		device  TEXT   NOT NULL PRIMARY KEY,
+		site    TEXT   NOT NULL,
+		seen_at {time} NOT NULL -- when the hub last read it in the device's status
+	);
+	CREATE INDEX device_sites_site ON device_sites (site);`,
+	// 6: provisioning (hub/store/devices.go). enrol_tokens holds each one-time enrolment token by its hash; devices
+	// each enrolled device's broker account (password hash, revoked).
+	`CREATE TABLE enrol_tokens (
+		token_hash TEXT   NOT NULL PRIMARY KEY, -- hex SHA-256 of the token
+		device     TEXT   NOT NULL,
+		site       TEXT   NOT NULL,
+		direction  TEXT   NOT NULL,
+		expires_at {time} NOT NULL,
+		created_at {time} NOT NULL,
+		used_at    {time}
+	);
+	CREATE TABLE devices (
+		device        TEXT    NOT NULL PRIMARY KEY,
+		site          TEXT    NOT NULL,
+		direction     TEXT    NOT NULL,
+		password_hash TEXT    NOT NULL, -- hex SHA-256 of the broker password; '' once revoked
+		revoked       BOOLEAN NOT NULL,
+		enrolled_at   {time}  NOT NULL,
+		changed_at    {time}  NOT NULL
+	);`,
 }
 
 // migrate brings the schema up to date in one transaction and returns the versions before and after.

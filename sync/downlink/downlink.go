@@ -9,6 +9,7 @@ package downlink
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +47,11 @@ type Config struct {
 	// FetchTimeout bounds the wait for the retained parts and deltas a head names; 0 means 10 s.
 	FetchTimeout time.Duration
 	Log          *slog.Logger
+
+	// Username, Password and TLS are the device's broker credentials (docs/provisioning.md); empty for a broker
+	// that admits anyone. TLS is used for ssl:// brokers; nil there means the system's CAs.
+	Username, Password string
+	TLS                *tls.Config
 }
 
 var (
@@ -178,6 +184,12 @@ func (d *Downlink) Run(ctx context.Context) error {
 		// A retained message that arrives after its fetch ended has no handler left; paho leaves such a message
 		// unacknowledged, and the broker then holds it in flight, using up the connection's quota. Take it.
 		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {})
+	if d.cfg.Username != "" {
+		opts.SetUsername(d.cfg.Username).SetPassword(d.cfg.Password)
+	}
+	if d.cfg.TLS != nil {
+		opts.SetTLSConfig(d.cfg.TLS)
+	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		subs := map[string]byte{t.StopListHead(d.cfg.Site): 1, t.Config(d.cfg.Device): 1}
 		tok := c.SubscribeMultiple(subs, func(c mqtt.Client, m mqtt.Message) {

@@ -10,6 +10,7 @@ package uplink
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,18 @@ type Config struct {
 	Log         *slog.Logger
 	// Status, when set, gives the retained status message's extra fields (published on connect and every minute).
 	Status func() map[string]any
+
+	// Username, Password and TLS are the device's broker credentials (docs/provisioning.md); empty for a broker
+	// that admits anyone. TLS is used for ssl:// brokers; nil there means the system's CAs.
+	Username, Password string
+	TLS                *tls.Config
+}
+
+// Connected says whether the uplink is connected to the broker and subscribed to its acks, as of now.
+func (u *Uplink) Connected() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.connected
 }
 
 // liveMax bounds the scans waiting for the live lane; past it they simply wait for the drain.
@@ -156,6 +169,12 @@ func (u *Uplink) Run(ctx context.Context) error {
 		SetKeepAlive(15*time.Second).
 		SetOrderMatters(false).
 		SetWill(statusTopic, `{"state":"offline"}`, 1, true)
+	if u.cfg.Username != "" {
+		opts.SetUsername(u.cfg.Username).SetPassword(u.cfg.Password)
+	}
+	if u.cfg.TLS != nil {
+		opts.SetTLSConfig(u.cfg.TLS)
+	}
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		u.mu.Lock()
 		u.connected = false

@@ -1,0 +1,157 @@
+package enrol
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vaora/vaora/sync/seal"
+)
+
+func sampleCode() Code {
+	var p Pin
+	for i := range p {
+		p[i] = byte(i)
+	}
+	return Code{URL: "https://10.0.0.5:8443", Pin: p, Device: "gate-1", Site: "site-a", Direction: "in",
+		Token: TokenEncoding.EncodeToString([]byte("0123456789abcdef")), Expires: time.Unix(1795000000, 0).UTC()}
+}
+
+func TestCodeRoundTrip(t *testing.T) {
+	c := sampleCode()
+	s := c.String()
+	if !strings.HasPrefix(s, "VAORA-ENROL:1:U=https://10.0.0.5:8443;P=") || len(s) > 200 {
+		t.Fatalf("code text %q", s)
+	}
+	got, err := ParseCode(" " + s + "\r\n")
+	if err != nil || got != c {
+		t.Fatalf("ParseCode = %+v, %v; want %+v", got, err, c)
+	}
+	if !IsCode(s) || IsCode("001090012345|123456789|...") {
+		t.Fatal("IsCode")
+	}
+}
+
+func TestParseCodeErrors(t *testing.T) {
+	good := sampleCode().String()
+	for _, tc := range []struct{ text, want string }{
+		{"hello", "does not start with VAORA-ENROL:1:"},
+		{"VAORA-ENROL:2:U=x", "version this device does not read"},
+		{strings.Replace(good, "https://", "http://", 1), "want the hub's https://"},
+		{strings.Replace(good, ";P=", ";P=x", 1), "43 characters"},
+		{strings.Replace(good, "D=gate-1", "D=Gate_1", 1), "a device id matches"},
+		{strings.Replace(good, "S=site-a", "S=site/a", 1), "a site matches"},
+		{strings.Replace(good, "R=in", "R=sideways", 1), "want one of in, out"},
+		{strings.Replace(good, ";T=", ";T=A", 1), "26 base32 letters"},
+		{strings.Replace(good, ";E=", ";E=-", 1), "Unix seconds"},
+		{strings.Replace(good, ";E=", ";X=", 1), "want E="},
+		{good + ";Z=1", "8 fields, want 7"},
+		{good + strings.Repeat("x", MaxCodeLen), "longer than"},
+	} {
+		_, err := ParseCode(tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseCode(%.60q) = %v; want an error containing %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+func keyFiles(t testing.TB) map[string]string {
+	out := map[string]string{}
+	dir := t.TempDir()
+	for _, role := range seal.Roles {
+		k, err := seal.Generate(role, rand.Reader, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := string(role) + ".pub"
+		if role == seal.RoleSubject {
+			name = "subject.key"
+		}
+		if err := seal.WriteKeyFile(filepath.Join(dir, name), k, role == seal.RoleSubject); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		out[name] = string(b)
+	}
+	return out
+}
+
+func sampleAnswer(t testing.TB) Answer {
+	return Answer{V: 1, Device: "gate-1", Site: "site-a", Direction: "in", TopicRoot: "vaora/v1",
+		Brokers: []string{"ssl://hub.example:8883", "tcp://hub.example:1883"}, Username: "gate-1",
+		Password: "abcdefghijklmnopqrstuv", Keys: keyFiles(t)}
+}
+
+func TestDecodeAnswer(t *testing.T) {
+	a := sampleAnswer(t)
+	b, _ := json.Marshal(a)
+	got, err := DecodeAnswer(b)
+	if err != nil || got.Device != "gate-1" || len(got.Keys) != 4 {
+		t.Fatalf("DecodeAnswer = %+v, %v", got, err)
+	}
+	for name, mutate := range map[string]func(*Answer){
+		"path in a key name":  func(a *Answer) { a.Keys["../../etc/passwd"] = "x" },
+		"missing subject.key": func(a *Answer) { delete(a.Keys, "subject.key") },
+		"username":            func(a *Answer) { a.Username = "gate-2" },
+		"broker scheme":       func(a *Answer) { a.Brokers = []string{"http://x:1"} },
+		"short password":      func(a *Answer) { a.Password = "short" },
+		"version":             func(a *Answer) { a.V = 2 },
+	} {
+		x := sampleAnswer(t)
+		mutate(&x)
+		b, _ := json.Marshal(x)
+		if _, err := DecodeAnswer(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := DecodeAnswer([]byte(`{"v":1,"extra":true}`)); err == nil || !strings.Contains(err.Error(), "unknown field") {
+		t.Errorf("unknown field: %v", err)
+	}
+}
+
+func TestSaveLoadReset(t *testing.T) {
+	state, keys := t.TempDir(), t.TempDir()
+	if _, err := Load(state); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("blank: %v", err)
+	}
+	a := sampleAnswer(t)
+	c := sampleCode()
+	if err := Save(state, keys, c.URL, c.Pin, a, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(state)
+	if err != nil || s.Device != "gate-1" || s.Broker() != "ssl://hub.example:8883" || s.HubPin != c.Pin.String() {
+		t.Fatalf("Load = %+v, %v", s, err)
+	}
+	if pw, err := Password(state); err != nil || pw != a.Password {
+		t.Fatalf("Password = %q, %v", pw, err)
+	}
+	for name, perm := range map[string]os.FileMode{filepath.Join(state, PasswordFile): 0o600,
+		filepath.Join(keys, "subject.key"): 0o600, filepath.Join(keys, "service.pub"): 0o644} {
+		if fi, err := os.Stat(name); err != nil || fi.Mode().Perm() != perm {
+			t.Errorf("%s: %v %v; want mode %v", name, fi, err, perm)
+		}
+	}
+	// A private half where a public one belongs is refused before anything is written.
+	bad := sampleAnswer(t)
+	k, _ := seal.Generate(seal.RoleService, rand.Reader, time.Now())
+	dir := t.TempDir()
+	seal.WriteKeyFile(filepath.Join(dir, "s"), k, true)
+	b, _ := os.ReadFile(filepath.Join(dir, "s"))
+	bad.Keys["service.pub"] = string(b)
+	if err := Save(t.TempDir(), t.TempDir(), c.URL, c.Pin, bad, time.Now()); err == nil || !strings.Contains(err.Error(), "private key") {
+		t.Fatalf("Save with a private service key: %v", err)
+	}
+	if err := Reset(state); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(state); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after Reset: %v", err)
+	}
+}
