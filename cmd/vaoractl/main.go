@@ -17,6 +17,9 @@ commands:
   keys    generate and show the hub's and devices' keys; open sealed values (vaoractl keys help)
   parse   read codes' text, one per line on stdin, as the device does: one JSON result per line (vaoractl parse --help)
   pass    issue and verify vaora passes, signed codes for people without an app or a card (vaoractl pass help)
+  provision      mint a one-time enrolment code (QR) for a blank device, on the hub (vaoractl provision --help)
+  factory-reset  make a device blank again, keeping its unsynced entries (vaoractl factory-reset --help)
+  status  ask the running vaorad how it is: backlog, broker, last scan, stop list, storage, clock (vaoractl status --help)
 `
 
 type usageError struct{ error }
@@ -53,6 +56,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return parseCmd(args[1:], stdin, stdout, stderr)
 	case "pass":
 		return passCmd(args[1:], stdout, stderr)
+	case "provision":
+		return provisionCmd(args[1:], stdout, stderr)
+	case "factory-reset":
+		return factoryResetCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -89,6 +89,7 @@ type Stats struct {
 	// those that took longer.
 	DecodeP50, DecodeP99, DecodeMax time.Duration
 	DecodeHist                      [len(DecodeBounds) + 1]uint64
+	DecodeSum                       time.Duration // total decode time since the start (a histogram's sum, for metrics)
 }
 
 // DecodeBounds are the upper bounds of Stats.DecodeHist's buckets.
@@ -371,6 +372,7 @@ func (p *Pipeline) decodeSlot(ctx context.Context, s *slot) []string {
 	st.DecodeMax = max(st.DecodeMax, took)
 	i, _ := slices.BinarySearch(DecodeBounds[:], took)
 	st.DecodeHist[i]++
+	st.DecodeSum += took
 	p.recent[p.nRecent%recentDecodes] = took
 	p.nRecent++
 	return codes
