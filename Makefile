@@ -5,7 +5,7 @@ DEMO_DIR  ?= .demo
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test demo vet lint cross qemu-test race bench bench-e2e bench-device bench-ingest bench-decode fault clean
+.PHONY: all build test demo vet lint cross qemu-test qemu-selftest race bench bench-e2e bench-device bench-ingest bench-decode fault clean
 
 all: build
 
@@ -39,10 +39,16 @@ cross:
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o $(BIN)/linux-armv6/vaorad ./cmd/vaorad
 
 ## qemu-test: the device packages' tests on the Pi's CPUs, emulated (Debian's qemu-user-static).
-QEMU_PKGS := ./sync/outbox/ ./sync/wire/ ./scanner/payload/ ./scanner/handheld/ ./scanner/clock/ ./scanner/qr/ ./scanner/camera/ ./scanner/subject/ ./sync/seal/
+QEMU_PKGS := ./sync/outbox/ ./sync/wire/ ./scanner/payload/ ./scanner/handheld/ ./scanner/clock/ ./scanner/qr/ ./scanner/camera/ ./scanner/subject/ ./sync/seal/ ./scanner/feedback/ ./scanner/presence/
 qemu-test:
 	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(QEMU_PKGS)
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) test -count=1 -exec "qemu-arm-static -cpu arm1176" $(QEMU_PKGS)
+
+## qemu-selftest: the Pi binaries' own `vaorad selftest` (decode, parse, outbox, seal, clock) on arm64 and ARMv6,
+## emulated.
+qemu-selftest: cross
+	qemu-aarch64-static $(BIN)/linux-arm64/vaorad selftest
+	qemu-arm-static -cpu arm1176 $(BIN)/linux-armv6/vaorad selftest
 
 ## fault: the fault suite in full (1000 SIGKILL cycles) against its own Mosquitto and PostgreSQL (needs mosquitto,
 ## postgresql and root to run initdb as postgres). .ci/run runs it with 200 cycles.
@@ -80,6 +86,20 @@ bench-e2e:
 	VAORA_TEST_CHROMIUM=$${VAORA_TEST_CHROMIUM:-/usr/bin/chromium} $(GO) test -count=5 -v -run TestDemoInBrowser ./cmd/vaoractl/ \
 	  | grep 'scan-to-screen' | tee /dev/stderr | grep -v median | awk '{v=$$NF; if (v ~ /ms$$/) {sub(/ms$$/,"",v)} else {sub(/s$$/,"",v); v*=1000}; print v}' \
 	  | sort -n | awk '{a[NR]=$$1} END {printf "scan-to-screen, all %d scans: median %d ms, min %d ms, max %d ms\n", NR, a[int((NR+1)/2)], a[1], a[NR]}'
+
+## deb: Debian packages in dist/: vaora (vaorad, vaoractl) for arm64, armhf (ARMv6: Pi Zero and 1) and amd64, and
+## vaora-hub (vaorahub) for amd64 and arm64, made with nfpm as a Go module (firmware/mkdeb). VERSION is turned into a
+## Debian version: v1.2.3-4-gabc1234 → 1.2.3+4.gabc1234, a bare commit abc1234 → 0.0.0+gitabc1234.
+.PHONY: deb image-standin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0)
+deb:
+	$(GO) run ./firmware/mkdeb -version '$(VERSION)' -out dist
+
+## image-standin: the appliance image recipe (firmware/image/build-image.sh) run on a stand-in Raspberry Pi OS image
+## it builds itself, the result read back with sfdisk, debugfs and mtools (needs root, dpkg, e2fsprogs, fdisk,
+## mtools, dosfstools).
+image-standin:
+	VAORA_TEST_IMAGE=1 $(GO) test -count=1 -v -run TestImageStandin ./firmware/image/
 
 clean:
 	rm -rf $(BIN)
