@@ -44,6 +44,8 @@ type Device struct {
 	Reader       Reader   `yaml:"reader"`
 	Decision     Decision `yaml:"decision"`
 	Kiosk        Kiosk    `yaml:"kiosk"`
+	Metrics      Metrics  `yaml:"metrics"`
+	Control      Control  `yaml:"control"`
 	Outputs      Outputs  `yaml:"outputs"`
 	Camera       Camera   `yaml:"camera"`
 	Uplink       Uplink   `yaml:"uplink"`
@@ -89,6 +91,16 @@ type Kiosk struct {
 	Notice string `yaml:"notice"` // what is recorded, why, for how long, who sees it (shown in small print); default "" (the built-in bilingual notice)
 }
 
+// Metrics is the Prometheus endpoint vaorad serves (GET /metrics).
+type Metrics struct {
+	Listen string `yaml:"listen"` // address of the endpoint, e.g. 127.0.0.1:9101; default "" (off)
+}
+
+// Control is the unix socket `vaoractl status` asks the running daemon on.
+type Control struct {
+	Socket string `yaml:"socket"` // absolute path of the socket; default "/run/vaora/vaorad.sock"; "" turns it off
+}
+
 // Outputs are the gate's signals besides the terminal and the kiosk page: a tone, LEDs, a relay for a turnstile or a
 // door, a buzzer (all on one GPIO chip), and a webhook. Each is off until configured.
 type Outputs struct {
@@ -105,6 +117,9 @@ type Outputs struct {
 	RelayStates       []string      `yaml:"relay_states"`        // the colours that open the gate, only for recorded entries; default [green]; green, amber, blue (never red)
 	Webhook           string        `yaml:"webhook"`             // URL each decision is POSTed to as JSON; "" (default): none
 	WebhookSecretFile string        `yaml:"webhook_secret_file"` // file holding the webhook's HMAC secret (X-Vaora-Signature); "" (default): unsigned
+	// The guard's direction button is an input, on the same chip: each press flips a toggle device between in and out.
+	DirectionButton int    `yaml:"direction_button"` // line offset of the direction button (direction: toggle only); -1 (default): none
+	ButtonWiring    string `yaml:"button_wiring"`    // "ground" (default: the button connects the line to ground; pull-up on) or "3v3" (to 3.3 V; pull-down on)
 }
 
 // MarshalYAML writes the duration as a duration, so a marshalled config loads again.
@@ -123,8 +138,10 @@ func (o Outputs) MarshalYAML() (any, error) {
 		RelayStates       []string `yaml:"relay_states"`
 		Webhook           string   `yaml:"webhook"`
 		WebhookSecretFile string   `yaml:"webhook_secret_file"`
+		DirectionButton   int      `yaml:"direction_button"`
+		ButtonWiring      string   `yaml:"button_wiring"`
 	}{o.Sound, o.GPIOChip, o.Green, o.Amber, o.Blue, o.Red, o.Relay, o.Buzzer, o.ActiveLow, o.RelayPulse.String(),
-		o.RelayStates, o.Webhook, o.WebhookSecretFile}, nil
+		o.RelayStates, o.Webhook, o.WebhookSecretFile, o.DirectionButton, o.ButtonWiring}, nil
 }
 
 // Lines names the GPIO lines configured (offset ≥ 0), by their role: green, amber, blue, red, relay, buzzer.
@@ -239,8 +256,9 @@ func DefaultDevice() Device {
 		Keys:         "/etc/vaora/keys",
 		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Decision:     Decision{Claimed: "amber", DuplicateWindow: 5 * time.Minute, PresenceHorizon: 24 * time.Hour},
+		Control:      Control{Socket: "/run/vaora/vaorad.sock"},
 		Outputs: Outputs{Green: -1, Amber: -1, Blue: -1, Red: -1, Relay: -1, Buzzer: -1, ActiveLow: []string{},
-			RelayPulse: 500 * time.Millisecond, RelayStates: []string{"green"}},
+			RelayPulse: 500 * time.Millisecond, RelayStates: []string{"green"}, DirectionButton: -1, ButtonWiring: "ground"},
 		Camera: Camera{
 			Size:         "640x480",
 			Format:       "auto",

@@ -26,7 +26,7 @@ type badCase struct {
 
 var deviceBad = []badCase{
 	{"misspelt key", "devise_id: gate-1\nbroker: tcp://h:1883\n",
-		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, decision, kiosk, outputs, camera, uplink, storage)", ""},
+		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, decision, kiosk, metrics, control, outputs, camera, uplink, storage)", ""},
 	{"unknown nested key", minimal + "uplink:\n  batchmax: 5\n", "d.yaml:4: uplink.batchmax: unknown key (did you mean batch_max? known keys: batch_max, resend_after, in_flight)", ""},
 	{"odd key quoted", minimal + "\"a b\": 1\n", `d.yaml:3: "a b": unknown key (known keys: `, ""},
 	{"duplicate key", minimal + "site: a\nsite: b\n", "d.yaml:4: site: duplicate key (first set on line 3); keep only one", ""},
@@ -119,6 +119,9 @@ var deviceBad = []badCase{
 	{"gpio line twice", minimal + "outputs: {gpio_chip: gpiochip0, green: 5, red: 5}\n", `d.yaml:3: outputs.red: line 5 is also green; give each output its own line`, ""},
 	{"gpio line range", minimal + "outputs: {gpio_chip: gpiochip0, buzzer: 5000}\n", `d.yaml:3: outputs.buzzer: 5000 is out of range (allowed -1 to 1023)`, ""},
 	{"relay opens on red", minimal + "outputs: {relay_states: [green, red]}\n", `d.yaml:3: outputs.relay_states: "red" cannot open the gate`, ""},
+	{"button on a fixed device", minimal + "outputs: {gpio_chip: gpiochip0, direction_button: 6}\n", `d.yaml:3: outputs.direction_button: a direction button is set (line 6) but direction is "in"; the button flips a device whose direction is toggle`, ""},
+	{"button on the relay's line", minimal + "direction: toggle\noutputs: {gpio_chip: gpiochip0, relay: 6, direction_button: 6}\n", `d.yaml:4: outputs.direction_button: line 6 is also relay`, ""},
+	{"button wiring", minimal + "direction: toggle\noutputs: {gpio_chip: gpiochip0, direction_button: 6, button_wiring: low}\n", `d.yaml:4: outputs.button_wiring: "low": write ground`, ""},
 	{"active low unknown", minimal + "outputs: {active_low: [relay]}\n", `d.yaml:3: outputs.active_low: "relay" is not a configured line`, ""},
 	{"webhook scheme", minimal + "outputs: {webhook: \"ftp://x/y\"}\n", `d.yaml:3: outputs.webhook: "ftp://x/y" is not an http or https URL`, ""},
 	{"inputs camera relative", minimal + "inputs: [camera:video0]\n", `d.yaml:3: inputs[0]: "camera:video0": write an absolute path after camera:, e.g. camera:/dev/video0`, ""},
@@ -426,6 +429,7 @@ storage: {budget: 1 GiB, full_policy: admit}
 		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Decision:     Decision{Claimed: "amber", DuplicateWindow: 5 * time.Minute, PresenceHorizon: 24 * time.Hour},
 		Outputs:      DefaultDevice().Outputs,
+		Control:      DefaultDevice().Control,
 		Camera:       Camera{Size: "1280X720", Format: "mjpeg", Buffers: 4, DecodeBudget: 250 * time.Millisecond, RepeatAfter: time.Minute},
 		Uplink:       Uplink{BatchMax: 1000, ResendAfter: 90 * time.Second, InFlight: 1},
 		Storage:      Storage{Budget: GiB, FullPolicy: "admit"},

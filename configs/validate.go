@@ -35,17 +35,18 @@ func (h *Hub) Validate() error {
 
 // intRanges are the allowed values of the integer keys, by key path.
 var intRanges = map[string][2]int{
-	"max_line_bytes":   {64, 1 << 20},
-	"reader.baud":      {minBaud, maxBaud},
-	"outputs.green":    {-1, maxGPIOLine},
-	"outputs.amber":    {-1, maxGPIOLine},
-	"outputs.blue":     {-1, maxGPIOLine},
-	"outputs.red":      {-1, maxGPIOLine},
-	"outputs.relay":    {-1, maxGPIOLine},
-	"outputs.buzzer":   {-1, maxGPIOLine},
-	"camera.buffers":   {2, 4},
-	"uplink.batch_max": {1, 1000},
-	"uplink.in_flight": {1, 64},
+	"max_line_bytes":           {64, 1 << 20},
+	"reader.baud":              {minBaud, maxBaud},
+	"outputs.green":            {-1, maxGPIOLine},
+	"outputs.amber":            {-1, maxGPIOLine},
+	"outputs.blue":             {-1, maxGPIOLine},
+	"outputs.red":              {-1, maxGPIOLine},
+	"outputs.relay":            {-1, maxGPIOLine},
+	"outputs.direction_button": {-1, maxGPIOLine},
+	"outputs.buzzer":           {-1, maxGPIOLine},
+	"camera.buffers":           {2, 4},
+	"uplink.batch_max":         {1, 1000},
+	"uplink.in_flight":         {1, 64},
 }
 
 // sizeRanges are the allowed values of the size keys, by key path.
@@ -172,6 +173,24 @@ func (d *Device) validate() *Error {
 	}
 	if n := d.Kiosk.Notice; len(n) > 2000 || !utf8.ValidString(n) {
 		return bad("kiosk.notice", "is %d bytes or not UTF-8: write at most 2000 bytes of text", len(n))
+	}
+	if d.Metrics.Listen != "" {
+		if msg := checkListen(d.Metrics.Listen, "127.0.0.1:9101"); msg != "" {
+			return bad("metrics.listen", "%s", msg)
+		}
+	}
+	if s := d.Control.Socket; s != "" {
+		if msg := checkAbsPath(s, "/run/vaora/vaorad.sock"); msg != "" {
+			return bad("control.socket", "%s", msg)
+		}
+		if len(s) > 107 {
+			return bad("control.socket", "%s is %d bytes; a unix socket path may have at most 107: choose a shorter one, e.g. /run/vaora/vaorad.sock", quote(s), len(s))
+		}
+	}
+	if d.Outputs.DirectionButton >= 0 && d.Direction != "toggle" {
+		return bad("outputs.direction_button", "a direction button is set (line %d) but direction is %s; the button "+
+			"flips a device whose direction is toggle: set direction: toggle, or remove the button",
+			d.Outputs.DirectionButton, quote(d.Direction))
 	}
 	if e := d.Outputs.validate(); e != nil {
 		return e
@@ -668,7 +687,8 @@ func (o *Outputs) validate() *Error {
 	for _, l := range []struct {
 		name string
 		off  int
-	}{{"green", o.Green}, {"amber", o.Amber}, {"blue", o.Blue}, {"red", o.Red}, {"relay", o.Relay}, {"buzzer", o.Buzzer}} {
+	}{{"green", o.Green}, {"amber", o.Amber}, {"blue", o.Blue}, {"red", o.Red}, {"relay", o.Relay}, {"buzzer", o.Buzzer},
+		{"direction_button", o.DirectionButton}} {
 		if e := checkRange("outputs."+l.name, l.off); e != nil {
 			return e
 		}
@@ -682,6 +702,9 @@ func (o *Outputs) validate() *Error {
 			return bad(l.name, "line %d is also %s; give each output its own line", l.off, prev)
 		}
 		seen[l.off] = l.name
+	}
+	if o.ButtonWiring != "ground" && o.ButtonWiring != "3v3" {
+		return bad("button_wiring", "%s: write ground (the button connects the line to ground) or 3v3 (to 3.3 V)", quote(o.ButtonWiring))
 	}
 	for _, name := range o.ActiveLow {
 		if _, set := o.Lines()[name]; !set {

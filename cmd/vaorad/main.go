@@ -59,6 +59,9 @@ func (i *inputs) String() string     { return strings.Join(*i, ",") }
 func (i *inputs) Set(v string) error { *i = append(*i, v); return nil }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "selftest" {
+		return selftest(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("vaorad", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "device config file (YAML; see configs/vaorad.example.yaml)")
@@ -70,6 +73,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	keysDir := fs.String("keys", "", "directory of service.pub, authority.pub, subject.key, issuer*.pub (default /etc/vaora/keys)")
 	direction := fs.String("direction", "", "in, out, toggle or auto (default in)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	metricsListen := fs.String("metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 (default: metrics.listen, none)")
+	controlSocket := fs.String("control", "", "control socket for vaoractl status (default: control.socket, /run/vaora/vaorad.sock)")
 	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
 	var ins inputs
 	fs.Var(&ins, "input", "input source, repeatable: stdin, serial:PATH[,BAUD] (a reader in serial mode),\n"+
@@ -98,7 +103,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}{
 		"device-id": {&cfg.DeviceID, *deviceID}, "broker": {&cfg.Broker, *brokerURL}, "state-dir": {&cfg.StateDir, *stateDir},
 		"topic-root": {&cfg.TopicRoot, *topicRoot}, "direction": {&cfg.Direction, *direction}, "keys": {&cfg.Keys, *keysDir},
-		"kiosk": {&cfg.Kiosk.Listen, *kioskListen},
+		"kiosk": {&cfg.Kiosk.Listen, *kioskListen}, "metrics": {&cfg.Metrics.Listen, *metricsListen},
+		"control": {&cfg.Control.Socket, *controlSocket},
 	} {
 		if set[name] {
 			*p.dst = p.v
@@ -113,6 +119,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(ins) > 0 {
 		cfg.Inputs = ins
 	}
+	prov, err := provisioned(&cfg, set) // provisioning (enrol.go): identity and credentials from the state dir
+	if err != nil {
+		return usageError{err}
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -122,16 +132,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	keys, err := loadDeviceKeys(cfg.Keys)
-	if err != nil {
-		return usageError{err}
+	var keys *deviceKeys
+	if !prov.blank { // a blank device gets its keys when it enrols
+		if keys, err = loadDeviceKeys(cfg.Keys); err != nil {
+			return usageError{err}
+		}
+		log.Info("keys loaded", "dir", cfg.Keys, "ids", keys.ids())
 	}
-	log.Info("keys loaded", "dir", cfg.Keys, "ids", keys.ids())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	sources := make([]gate.Source, len(cfg.Inputs))
+	var cams []camStats // the camera pipelines, for the metrics
 	for i, in := range cfg.Inputs {
 		p, _ := configs.ParseInput(in)
 		rlog := log.With("component", "reader", "input", in)
@@ -167,8 +180,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			RepeatAfter: cfg.Camera.RepeatAfter, StatsEvery: 15 * time.Minute,
 			Log: log.With("component", "camera", "input", in)})
 		defer pl.Close()
+		cams = append(cams, camStats{in, pl.Stats})
 		sources[i] = pl
 	}
+	if prov.blank {
+		defer notifyBlank(ctx, log)() // READY for systemd while the device waits for its enrolment code
+		return enrolBlank(ctx, cfg, sources, stdout, log)
+	}
+	ignoreEnrolment(sources, log)
 
 	storageBudget, fullPolicy := int64(cfg.Storage.Budget), cfg.Storage.FullPolicy
 	var up *uplink.Uplink
@@ -184,6 +203,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ob.Close()
+	mon := newMonitor(cfg.DeviceID, ob, time.Now) // health, STATUS=, metrics, vaoractl status
+	mon.watchInputs(cfg.Inputs, sources, cams)
 	st := ob.Stats()
 	log.Info("vaorad started", "device", cfg.DeviceID, "epoch", ob.Epoch().String(), "pending", st.Pending,
 		"storage_level", st.Level, "broker", cfg.Broker, "topic_root", cfg.TopicRoot, "direction", cfg.Direction,
@@ -192,6 +213,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	list := &liveList{}
 	var live atomic.Pointer[gate.Gate] // the gate, once made: the downlink applies new device configs to it
 	dl, err := downlink.Open(downlink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Site: cfg.Site,
+		Username: prov.username, Password: prov.password, TLS: prov.tls,
 		Topics: wire.Topics{Root: cfg.TopicRoot}, Keys: keys.issuers, Path: filepath.Join(cfg.StateDir, "downlink.db"),
 		List: list, Log: log.With("component", "downlink"),
 		Applied: func() {
@@ -209,6 +231,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer dl.Close()
+	mon.follow(list, dl, clock.New())
 	var hubConfig *wire.DeviceConfig
 	if c, ok := dl.Config(); ok {
 		hubConfig = &c
@@ -217,14 +240,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	pol := policy(cfg.Decision, hubConfig)
 
 	up = uplink.New(uplink.Config{Broker: cfg.Broker, Device: cfg.DeviceID, Topics: wire.Topics{Root: cfg.TopicRoot},
+		Username: prov.username, Password: prov.password, TLS: prov.tls,
 		BatchMax: cfg.Uplink.BatchMax, InFlight: cfg.Uplink.InFlight, ResendAfter: cfg.Uplink.ResendAfter,
 		Log: log.With("component", "uplink"), Status: func() map[string]any {
+			mon.uplinkStatus() // called only while connected
 			st := ob.Stats()
 			m := map[string]any{"pending": st.Pending, "storage_level": st.Level, "storage_live_bytes": st.LiveBytes,
-				"storage_budget": st.Budget, "quarantined": len(st.Quarantined)}
+				"storage_budget": st.Budget, "quarantined": len(st.Quarantined), "site": cfg.Site}
 			list.status(dl, m)
 			return m
 		}}, ob)
+	connected := up.Connected
+	mon.connected.Store(&connected)
 	// What the gate tells: the terminal, then the configured outputs and the kiosk page.
 	fbs := feedbacks{feedback.NewTerminal(stdout)}
 	outs, closers, err := openOutputs(cfg.Outputs, cfg.DeviceID, log.With("component", "outputs"))
@@ -240,6 +267,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}()
 	fbs = append(fbs, outs...)
+	fbs = append(fbs, mon) // counts outcomes for the metrics and the status
 	var serveKiosk func(context.Context) error
 	if cfg.Kiosk.Listen != "" {
 		k, serve, err := kioskPage(cfg.Kiosk, cfg.DeviceID, stdout, log.With("component", "kiosk"))
@@ -254,6 +282,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Recorder: recorder{ob: ob, up: up, keys: keys, admit: fullPolicy == "admit"},
 		Feedback: fbs, Log: log}
 	live.Store(g)
+	ps, err := restorePresence(g, cfg.StateDir, log.With("component", "presence"))
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	button, closeButton, err := runDirectionButton(cfg.Outputs, g, log.With("component", "button"))
+	if err != nil {
+		return err
+	}
+	if closeButton != nil {
+		defer closeButton()
+	}
 
 	if f, ok := stdin.(*os.File); ok && !*echo && slices.Contains(cfg.Inputs, "stdin") {
 		restore, err := handheld.QuietTerminal(f)
@@ -263,16 +303,33 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		defer restore()
 	}
 
+	ops, closeOps, err := mon.operations(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+
 	eg, ectx := errgroup.WithContext(ctx)
+	for _, op := range ops {
+		eg.Go(func() error { return op(ectx) })
+	}
 	eg.Go(func() error { return up.Run(ectx) })
 	if serveKiosk != nil {
 		eg.Go(func() error { return serveKiosk(ectx) })
 	}
 	eg.Go(func() error { return dl.Run(ectx) })
+	eg.Go(func() error { return ps.Run(ectx) })
+	if button != nil {
+		eg.Go(func() error { return button(ectx) })
+	}
 	for i, in := range cfg.Inputs {
 		// A source that ends (EOF on stdin, the end of a replayed folder) ends alone; the daemon keeps syncing until
 		// it is told to stop.
-		eg.Go(func() error { return g.Run(ectx, in, sources[i]) })
+		src := sources[i]
+		if in == "stdin" {
+			src = g.WithCommands(src) // the guard's keyboard: "in" or "out" sets a toggle device's direction
+		}
+		eg.Go(func() error { return g.Run(ectx, in, src) })
 	}
 	err = eg.Wait()
 	log.Info("vaorad stopped")
