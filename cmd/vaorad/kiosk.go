@@ -26,8 +26,12 @@ func (f feedbacks) Show(o gate.Outcome) {
 
 // kioskPage listens for the kiosk page and returns it and the function that serves it until its ctx ends. It announces the page's address on the guard's terminal (out) and
 // in the log; a port already taken is a usage error (exit 2: another vaorad, or the wrong kiosk.listen).
-func kioskPage(c configs.Kiosk, device string, out io.Writer, log *slog.Logger) (*feedback.Kiosk, func(context.Context) error, error) {
-	k := feedback.NewKiosk(feedback.KioskOptions{Device: device, Notice: c.Notice, Log: log})
+func kioskPage(c configs.Kiosk, device, direction string, out io.Writer, log *slog.Logger) (*feedback.Kiosk, func(context.Context) error, error) {
+	opts := feedback.KioskOptions{Device: device, Notice: c.Notice, Log: log}
+	if direction == "toggle" {
+		opts.Direction = "in" // as the gate starts; the page follows the guard's changes
+	}
+	k := feedback.NewKiosk(opts)
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return nil, nil, usageError{fmt.Errorf("kiosk.listen %s: %w (is another vaorad running? choose another address)", c.Listen, err)}

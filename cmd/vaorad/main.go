@@ -270,7 +270,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fbs = append(fbs, mon) // counts outcomes for the metrics and the status
 	var serveKiosk func(context.Context) error
 	if cfg.Kiosk.Listen != "" {
-		k, serve, err := kioskPage(cfg.Kiosk, cfg.DeviceID, stdout, log.With("component", "kiosk"))
+		k, serve, err := kioskPage(cfg.Kiosk, cfg.DeviceID, cfg.Direction, stdout, log.With("component", "kiosk"))
 		if err != nil {
 			return err
 		}

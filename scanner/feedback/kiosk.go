@@ -43,6 +43,9 @@ type KioskOptions struct {
 	// Location is the zone of the time shown; nil is Vietnam (UTC+7), as decide reads "already in since 08:12":
 	// a Pi's system zone is often left at UTC.
 	Location *time.Location
+	// Direction, for a toggle device, is the direction it starts with (in or out): "please scan" then says which
+	// way the next scan goes, and follows the guard's changes. "": a fixed or automatic device; not shown.
+	Direction string
 }
 
 // Kiosk is the page vaorad serves for a screen attached to the reader: the result as a full-screen colour, pushed
@@ -59,6 +62,7 @@ type Kiosk struct {
 	mu      sync.Mutex
 	seq     uint64
 	last    kioskView // Seq 0: nothing shown yet
+	dir     string    // a toggle device's direction, shown while idle
 	clients map[*kioskClient]struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -84,8 +88,9 @@ type kioskView struct {
 	Kind     string  `json:"kind"`
 	Time     string  `json:"time"` // HH:MM:SS
 	Message  string  `json:"message"`
-	IdleInMS int64   `json:"idle_in_ms"` // how long the page keeps this before "please scan"
-	Replay   bool    `json:"replay"`     // a state re-sent to a page that (re)connected: no latency sample
+	IdleInMS int64   `json:"idle_in_ms"`     // how long the page keeps this before "please scan"
+	Replay   bool    `json:"replay"`         // a state re-sent to a page that (re)connected: no latency sample
+	IdleDir  string  `json:"idle_direction"` // a toggle device's direction, shown under "please scan"; "" none
 }
 
 const (
@@ -122,7 +127,7 @@ func NewKiosk(opts KioskOptions) *Kiosk {
 		opts.Location = time.FixedZone("ICT", 7*3600)
 	}
 	k := &Kiosk{opts: opts, mux: http.NewServeMux(), keepalive: 15 * time.Second,
-		clients: map[*kioskClient]struct{}{}, closed: make(chan struct{})}
+		clients: map[*kioskClient]struct{}{}, closed: make(chan struct{}), dir: opts.Direction}
 	tmpl := template.Must(template.ParseFS(kioskFiles, "kiosk/index.html"))
 	var b bytes.Buffer
 	if err := tmpl.Execute(&b, map[string]string{"Device": opts.Device, "Notice": opts.Notice}); err != nil {
@@ -143,9 +148,13 @@ func (k *Kiosk) Show(o gate.Outcome) {
 	v := kioskViewOf(o, k.opts.Now().In(k.opts.Location))
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if o.Result == "direction" && k.dir != "" {
+		k.dir = o.Direction
+	}
 	k.seq++
 	v.Seq = k.seq
 	v.IdleInMS = k.opts.IdleAfter.Milliseconds()
+	v.IdleDir = kioskDirections[k.dir]
 	k.last = v
 	ev := kioskFrame(v)
 	for c := range k.clients {
@@ -184,15 +193,16 @@ func (k *Kiosk) servePage(w http.ResponseWriter, r *http.Request) {
 // current is the state a page that (re)loads should show: the last outcome while it is fresh, else idle.
 // Called with k.mu held.
 func (k *Kiosk) current() kioskView {
+	dir := kioskDirections[k.dir]
 	if k.last.Seq == 0 {
-		return kioskView{Screen: "idle", Replay: true}
+		return kioskView{Screen: "idle", Replay: true, IdleDir: dir}
 	}
 	v := k.last
 	v.Replay = true
 	at := time.UnixMicro(int64(v.AtMS * 1000))
 	left := k.opts.IdleAfter - k.opts.Now().Sub(at)
 	if left <= 0 {
-		return kioskView{Seq: v.Seq, AtMS: v.AtMS, Screen: "idle", Replay: true}
+		return kioskView{Seq: v.Seq, AtMS: v.AtMS, Screen: "idle", Replay: true, IdleDir: dir}
 	}
 	v.IdleInMS = max(left.Milliseconds(), 1)
 	return v

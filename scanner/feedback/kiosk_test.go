@@ -607,6 +607,27 @@ func TestKioskInChromium(t *testing.T) {
 	wait("the green outcome", `document.body.dataset.screen === "green"`)
 	wait("back to idle", `document.body.dataset.screen === "idle" && !document.getElementById("idle").hidden`)
 
+	// A toggle device's page says which way the next scan goes while it waits, and follows the guard's changes.
+	k3 := NewKiosk(KioskOptions{IdleAfter: 300 * time.Millisecond, Direction: "in"})
+	ts3 := httptest.NewServer(k3)
+	defer ts3.Close()
+	defer k3.Close()
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts3.URL)); err != nil {
+		t.Fatal(err)
+	}
+	wait("the toggle device's direction while idle", `document.getElementById("idle-direction").textContent === "⇄ VÀO · IN"`)
+	for k3.clientCount() < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	k3.Show(gate.Outcome{Result: "direction", Direction: "out"})
+	wait("the direction screen", `document.body.dataset.screen === "direction"`)
+	wait("the new direction while idle", `document.body.dataset.screen === "idle" && document.getElementById("idle-direction").textContent === "⇄ RA · OUT"`)
+	kioskScreenshot(t, ctx, filepath.Join(artifacts, "kiosk-idle-toggle.png"))
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts2.URL)); err != nil {
+		t.Fatal(err)
+	}
+	wait("a fixed device shows no direction while idle", `document.body.dataset.screen === "idle" && document.getElementById("idle-direction").textContent === ""`)
+
 	// With vaorad gone, the page says so (and keeps trying).
 	k2.Close()
 	ts2.Close()

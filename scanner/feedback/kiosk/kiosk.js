@@ -6,6 +6,7 @@
 const FIELDS = ["icon", "word", "headline", "detail", "name", "direction", "time", "kind", "message"];
 let shown = -1;   // seq of the outcome on screen (or last shown)
 let idleTimer = 0;
+let idleDir = ""; // a toggle device's direction, shown under "please scan"
 window.__vaoraLatency = [];  // {seq, ms}: paint time − decision time, both on this machine's clock
 window.__vaoraShown = 0;     // seq of the last outcome painted
 
@@ -16,12 +17,14 @@ function idle() {
   document.body.dataset.screen = "idle";
   el("result").hidden = true;
   el("idle").hidden = false;
+  el("idle-direction").textContent = idleDir ? "⇄ " + idleDir : "";
   for (const f of FIELDS) el(f).textContent = "";
 }
 
 function apply(v) {
   if (typeof v.seq !== "number" || v.seq < shown) return;  // an older state (a slow /state answer)
   shown = v.seq;
+  idleDir = v.idle_direction || "";
   if (v.screen === "idle" || !(v.idle_in_ms > 0)) { idle(); return; }
   clearTimeout(idleTimer);
   el("icon").textContent = v.icon;
