@@ -30,10 +30,7 @@ type pkg struct {
 	Suggests    []string
 }
 
-type doc struct {
-	Src, Dst string
-	Optional bool // written by other work that may not be in the tree yet
-}
+type doc struct{ Src, Dst string }
 
 type file struct{ Src, Dst string }
 
@@ -54,7 +51,7 @@ var devicePackage = pkg{
 		{Src: "docs/keys.md", Dst: "/usr/share/doc/vaora/keys.md"},
 		{Src: "docs/passes.md", Dst: "/usr/share/doc/vaora/passes.md"},
 		{Src: "docs/reason-codes.md", Dst: "/usr/share/doc/vaora/reason-codes.md"},
-		{Src: "docs/provisioning.md", Dst: "/usr/share/doc/vaora/provisioning.md", Optional: true},
+		{Src: "docs/provisioning.md", Dst: "/usr/share/doc/vaora/provisioning.md"},
 	},
 	Extra: []file{
 		{Src: "firmware/udev/99-vaora.rules", Dst: "/lib/udev/rules.d/99-vaora.rules"},
@@ -85,9 +82,12 @@ var hubPackage = pkg{
 		{Src: "docs/hub.md", Dst: "/usr/share/doc/vaora/hub.md"},
 		{Src: "docs/operators.md", Dst: "/usr/share/doc/vaora-hub/operators.md"},
 		{Src: "docs/keys.md", Dst: "/usr/share/doc/vaora-hub/keys.md"},
+		{Src: "docs/provisioning.md", Dst: "/usr/share/doc/vaora-hub/provisioning.md"},
 	},
 	Extra: []file{
 		{Src: "configs/mosquitto.example.conf", Dst: "/usr/share/vaora-hub/mosquitto.example.conf"},
+		{Src: "configs/mosquitto-secure.example.conf", Dst: "/usr/share/vaora-hub/mosquitto-secure.example.conf"},
+		{Src: "configs/mosquitto-dynsec-device-role.example.json", Dst: "/usr/share/vaora-hub/mosquitto-dynsec-device-role.example.json"},
 	},
 	Scripts:    "firmware/debian/vaora-hub",
 	Suggests:   []string{"mosquitto", "postgresql"},
@@ -176,11 +176,7 @@ func (p pkg) info(root, bins, version, arch string) (*nfpm.Info, error) {
 		errs = append(errs, add(filepath.Join(root, src), dst, files.TypeConfigNoReplace, 0o644))
 	}
 	for _, d := range p.Docs {
-		src := filepath.Join(root, d.Src)
-		if _, err := os.Stat(src); d.Optional && errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		errs = append(errs, add(src, d.Dst, files.TypeFile, 0o644))
+		errs = append(errs, add(filepath.Join(root, d.Src), d.Dst, files.TypeFile, 0o644))
 	}
 	for _, e := range p.Extra {
 		errs = append(errs, add(filepath.Join(root, e.Src), e.Dst, files.TypeFile, 0o644))
