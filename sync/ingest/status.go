@@ -48,6 +48,10 @@ func (s *statusReader) subscribe(c mqtt.Client) {
 }
 
 func (s *statusReader) handle(_ mqtt.Client, m mqtt.Message) {
+	// The ingest client acks by hand (after a batch's commit). A status is acked at once, whatever becomes of it:
+	// unacked, each one would hold a slot of the broker's in-flight window for this client (20 by default in
+	// Mosquitto), and once the window is full the broker stops sending the hub anything, entries included.
+	defer m.Ack()
 	device, ok := strings.CutPrefix(m.Topic(), s.topics.Root+"/dev/")
 	if ok {
 		device, ok = strings.CutSuffix(device, "/status")

@@ -12,15 +12,17 @@ import (
 	"github.com/vaora/vaora/sync/wire"
 )
 
-// fakeMessage is a received MQTT message.
+// fakeMessage is a received MQTT message; it counts its acks.
 type fakeMessage struct {
 	mqtt.Message
 	topic   string
 	payload []byte
+	acks    *int
 }
 
 func (m fakeMessage) Topic() string   { return m.topic }
 func (m fakeMessage) Payload() []byte { return m.payload }
+func (m fakeMessage) Ack()            { *m.acks++ }
 
 // FuzzDeviceStatus: any topic and payload on the status subscription. A site is recorded only for a device the
 // topic names validly, only as the payload's own "site" string, and at most once per change; nothing panics.
@@ -36,9 +38,13 @@ func FuzzDeviceStatus(f *testing.F) {
 		book := &siteBook{site: map[string]string{}}
 		s := newStatusReader(context.Background(), Config{Sites: book, Topics: wire.Topics{Root: "vaora/v1"},
 			Log: slog.New(slog.DiscardHandler)})
-		msg := fakeMessage{topic: topic, payload: payload}
+		acks := 0
+		msg := fakeMessage{topic: topic, payload: payload, acks: &acks}
 		s.handle(nil, msg)
 		s.handle(nil, msg) // the same status again changes nothing
+		if acks != 2 {
+			t.Fatalf("%d acks for 2 status messages: an unacked message holds the broker's in-flight window", acks)
+		}
 		writes, _ := book.snapshot()
 		if len(writes) > 1 {
 			t.Fatalf("one status written %d times: %v", len(writes), writes)
