@@ -58,6 +58,7 @@ var (
 	bucketList   = []byte("stoplist")
 	bucketConfig = []byte("config")
 	keySnapshot  = []byte("snapshot")
+	keySite      = []byte("site") // the site whose list this is: a device moved to another site must not use it
 	keyConfig    = []byte("signed")
 )
 
@@ -125,6 +126,12 @@ func (d *Downlink) load() {
 		}
 		snap := b.Get(keySnapshot)
 		if snap == nil {
+			return nil
+		}
+		// A file from before the site was stored names none; the list was then the site's the device was in.
+		if site := b.Get(keySite); site != nil && string(site) != d.cfg.Site {
+			log.Warn("the stored stop list is site "+string(site)+"'s; this device is now at site "+d.cfg.Site+
+				": waiting for that site's list from the hub", "stored_site", string(site), "site", d.cfg.Site)
 			return nil
 		}
 		if err := d.cfg.List.ApplySnapshot(snap); err != nil {
@@ -379,6 +386,9 @@ func (d *Downlink) save(snap []byte, deltas []wire.Delta, bs [][]byte) {
 		}
 		if snap != nil {
 			if err := b.Put(keySnapshot, snap); err != nil {
+				return err
+			}
+			if err := b.Put(keySite, []byte(d.cfg.Site)); err != nil {
 				return err
 			}
 		}

@@ -153,8 +153,20 @@ func TestDownlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dl.Close()
 	if v := dl.cfg.List.Version(); v != 5 {
 		t.Fatalf("reloaded list at %d, want 5", v)
+	}
+	dl.Close()
+
+	// The device moved to another site (re-provisioned, or its config changed): the stored list is not that site's.
+	moved := &logBuf{}
+	dl, err = Open(Config{Device: "g1", Site: "s2", Topics: tp, Keys: keys, Path: path, List: &fakeList{},
+		Log: slog.New(slog.NewTextHandler(moved, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if v := dl.cfg.List.Version(); v != 0 || !strings.Contains(moved.String(), "the stored stop list is site s1's") {
+		t.Fatalf("a device moved to s2 loaded s1's list (version %d):\n%s", v, moved)
 	}
 }
