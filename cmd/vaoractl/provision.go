@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,14 +23,18 @@ import (
 	"github.com/vaora/vaora/hub/store"
 	syncenrol "github.com/vaora/vaora/sync/enrol"
 	"github.com/vaora/vaora/sync/outbox"
+	"github.com/vaora/vaora/sync/seal"
 	"github.com/vaora/vaora/sync/wire"
 )
 
 const provisionUsage = `usage: vaoractl provision --hub https://HOST:PORT --device ID [--site SITE] [--direction in|out|toggle|auto]
                           [--ttl 30m] [--out code.png] [--hub-config FILE | --db URL] [--cert FILE]
+                          [--sign-with /etc/vaora-hub/keys/issuer.key]
 Run on the hub's machine: it writes a one-time enrolment token into the hub's database and prints the enrolment
 code (and draws it as a QR with --out). A blank device that scans it enrols with the hub at --hub, checking the
-hub's certificate (--cert, the one vaorahub serves enrolment with) against the pin in the code. docs/provisioning.md`
+hub's certificate (--cert, the one vaorahub serves enrolment with) against the pin in the code. A code signed with
+the hub's issuer key (--sign-with) also re-provisions a device that is already provisioned and trusts that key's
+issuer*.pub, without a factory reset. docs/provisioning.md`
 
 // provisionCmd is `vaoractl provision`.
 func provisionCmd(args []string, stdout, stderr io.Writer) error {
@@ -44,6 +49,8 @@ func provisionCmd(args []string, stdout, stderr io.Writer) error {
 	hubConfig := fs.String("hub-config", "", "the hub's config file (for its database)")
 	dbURL := fs.String("db", "", "the hub's database (default: the hub config's)")
 	cert := fs.String("cert", "", "the hub's enrolment certificate (default: the database's directory/enrol.pem)")
+	signWith := fs.String("sign-with", "", "sign the code with this issuer key (the hub's issuer.key), so that a device "+
+		"already provisioned accepts it")
 	fs.Usage = func() { fmt.Fprintln(stderr, provisionUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -78,6 +85,17 @@ func provisionCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	var issuer *seal.KeyFile
+	var signKey ed25519.PrivateKey
+	if *signWith != "" {
+		// Read before the token is stored: a wrong key file leaves no unused token behind.
+		if issuer, err = seal.ReadKeyFile(*signWith); err != nil {
+			return usageError{fmt.Errorf("--sign-with: %v", err)}
+		}
+		if signKey, err = issuer.Ed25519Private(); err != nil {
+			return usageError{fmt.Errorf("--sign-with %s: %v", *signWith, err)}
+		}
+	}
 	ctx := context.Background()
 	db, err := store.Open(ctx, cfg.DB, nil)
 	if err != nil {
@@ -87,6 +105,11 @@ func provisionCmd(args []string, stdout, stderr io.Writer) error {
 	code, err := enrol.Mint(ctx, db, *hub, pin, *device, *site, *direction, *ttl, time.Now())
 	if err != nil {
 		return usageError{err}
+	}
+	signed := ""
+	if issuer != nil {
+		code = code.Sign(issuer.ID, signKey)
+		signed = ", signed with issuer key " + issuer.ID
 	}
 	if *out != "" {
 		img, err := codeImage(code.String())
@@ -98,8 +121,8 @@ func provisionCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stdout, code.String())
-	fmt.Fprintf(stderr, "enrolment code for device %s at site %s (%s), good once until %s%s\n", code.Device, code.Site,
-		code.Direction, code.Expires.Format(time.RFC3339), map[bool]string{true: "; QR in " + *out}[*out != ""])
+	fmt.Fprintf(stderr, "enrolment code for device %s at site %s (%s), good once until %s%s%s\n", code.Device, code.Site,
+		code.Direction, code.Expires.Format(time.RFC3339), signed, map[bool]string{true: "; QR in " + *out}[*out != ""])
 	return nil
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/vaora/vaora/scanner/qr"
 	syncenrol "github.com/vaora/vaora/sync/enrol"
 	"github.com/vaora/vaora/sync/outbox"
+	"github.com/vaora/vaora/sync/seal"
 	"github.com/vaora/vaora/sync/wire"
 )
 
@@ -102,5 +105,48 @@ func TestFactoryResetKeepsUnsyncedEntries(t *testing.T) {
 	st, err := outbox.Inspect(filepath.Join(state, "outbox.db"), "gate-5", outbox.Options{})
 	if err != nil || st.Pending != 1 {
 		t.Fatalf("outbox after reset: %+v, %v", st, err)
+	}
+}
+
+// TestProvisionSigned: --sign-with signs the code with the hub's issuer key, and the code verifies against its
+// issuer.pub; a public key file, which cannot sign, is refused before a token is stored.
+func TestProvisionSigned(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "hub.db")
+	if _, _, err := enrol.Certificate(filepath.Join(dir, "enrol.pem"), filepath.Join(dir, "enrol.key"), nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := seal.Generate(seal.RoleIssuer, rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, pubFile := filepath.Join(dir, "issuer.key"), filepath.Join(dir, "issuer.pub")
+	if err := seal.WriteKeyFile(keyFile, k, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := seal.WriteKeyFile(pubFile, k, false); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"provision", "--hub", "https://hub.example:8443", "--device", "gate-6", "--site", "dock",
+		"--db", db, "--sign-with", keyFile}, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	code, err := syncenrol.ParseCode(strings.TrimSpace(stdout.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := k.Ed25519Public()
+	if err := code.Verify(map[string]ed25519.PublicKey{k.ID: pub}); err != nil || code.KeyID != k.ID {
+		t.Fatalf("signed code %q: %v", stdout.String(), err)
+	}
+	if !strings.Contains(stderr.String(), "signed with issuer key "+k.ID) {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	stdout.Reset()
+	err = run([]string{"provision", "--hub", "https://hub.example:8443", "--device", "gate-7", "--db", db,
+		"--sign-with", pubFile}, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no private half") || stdout.Len() != 0 {
+		t.Fatalf("signing with issuer.pub: %v, %q", err, stdout.String())
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"github.com/vaora/vaora/hub/enrol/enroltest"
 	hubstore "github.com/vaora/vaora/hub/store"
 	syncenrol "github.com/vaora/vaora/sync/enrol"
+	"github.com/vaora/vaora/sync/outbox"
+	"github.com/vaora/vaora/sync/seal"
 )
 
 // TestProvisionedByCode is provisioning end to end against a real Mosquitto that admits no anonymous client: the
@@ -203,5 +206,248 @@ func TestProvisionedByCodeEmbedded(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if strings.Contains(x.Stderr(), "connected to broker") || len(h.entries(t)) != 1 {
 		t.Fatalf("a device without credentials got through:\n%s", x.Stderr())
+	}
+}
+
+// enrolHub is a hub with its embedded broker in the enrolled mode, on fixed ports so that a test can stop it and
+// start it again: a device keeps the enrolment address it was provisioned with.
+type enrolHub struct {
+	*hub
+	args     []string
+	db       string
+	enrolURL string
+}
+
+// newEnrolHub starts a hub whose own keys are in hubKeys and which hands devices what is in devKeys.
+func newEnrolHub(t *testing.T, hubKeys, devKeys string) *enrolHub {
+	t.Helper()
+	dir := t.TempDir()
+	e := &enrolHub{db: "sqlite:" + filepath.Join(dir, "hub.db")}
+	mqttAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	e.args = []string{"--keys", hubKeys, "--db", e.db, "--mqtt-listen", mqttAddr, "--broker-auth", "enrolled",
+		"--enrol-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--enrol-brokers", "tcp://" + mqttAddr,
+		"--enrol-device-keys", devKeys}
+	e.start(t)
+	return e
+}
+
+func (e *enrolHub) start(t *testing.T) {
+	t.Helper()
+	e.hub = startHub(t, e.args...)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, l := range strings.Split(e.Stdout(), "\n") {
+			if v, ok := strings.CutPrefix(l, "enrol: "); ok {
+				e.enrolURL, _, _ = strings.Cut(v, " ")
+				return
+			}
+		}
+	}
+	t.Fatalf("the hub printed no enrolment address: %s", e.Stdout())
+}
+
+// mint makes a code as vaoractl provision does; signed with the issuer key file when issuerKey is not "".
+func (e *enrolHub) mint(t *testing.T, device, site, issuerKey string) syncenrol.Code {
+	t.Helper()
+	pin, err := enrol.PinOfFile(filepath.Join(filepath.Dir(strings.TrimPrefix(e.db, "sqlite:")), "enrol.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdb, err := hubstore.Open(context.Background(), e.db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	code, err := enrol.Mint(context.Background(), sdb, e.enrolURL, pin, device, site, "in", 10*time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if issuerKey != "" {
+		k, err := seal.ReadKeyFile(issuerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := k.Ed25519Private()
+		if err != nil {
+			t.Fatal(err)
+		}
+		code = code.Sign(k.ID, priv)
+	}
+	return code
+}
+
+// copyKeys copies key files from the test keys into a new directory.
+func copyKeys(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(keysDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// enrolled runs a blank vaorad on the code until it has enrolled, and returns its state and keys directories.
+func enrolled(t *testing.T, code syncenrol.Code) (state, keys string) {
+	t.Helper()
+	state, keys = t.TempDir(), t.TempDir()
+	blank := start(t, "vaorad", "--state-dir", state, "--keys", keys, "--input", "stdin")
+	blank.scan(code.String())
+	if st := blank.wait(30 * time.Second); st != 0 {
+		t.Fatalf("blank vaorad exit status %d:\n%s", st, blank.Stderr())
+	}
+	return state, keys
+}
+
+// TestSignedReprovisioning: a provisioned device ignores an unsigned code and one signed by a key it does not trust
+// (and says why, never the token); it refuses a signed code while entries of its current identity are pending; once
+// they have synced, the signed code re-enrols it as another device at another site, and its new entries reach the
+// hub under the new id while the old ones stay with the old id.
+func TestSignedReprovisioning(t *testing.T) {
+	devKeys := copyKeys(t, "service.pub", "authority.pub", "issuer.pub", "subject.key")
+	h := newEnrolHub(t, keysDir, devKeys)
+	state, keys := enrolled(t, h.mint(t, "gate-r1", "site-a", ""))
+	d := start(t, "vaorad", "--state-dir", state, "--keys", keys, "--input", "stdin")
+	d.scan(cccdAn)
+	d.decision()
+	h.waitEntries(t, "gate-r1", 1, 20*time.Second)
+
+	unsigned := h.mint(t, "gate-r2", "site-b", "")
+	d.scan(unsigned.String())
+	waitLog(t, d, `"why":"unsigned;`)
+	other := filepath.Join(t.TempDir(), "issuer")
+	k, _ := seal.Generate(seal.RoleIssuer, nil, time.Now())
+	if err := seal.WriteKeyFile(other+".key", k, true); err != nil {
+		t.Fatal(err)
+	}
+	d.scan(h.mint(t, "gate-r2", "site-b", other+".key").String())
+	waitLog(t, d, "signed by an unknown key")
+
+	// An entry the hub has not acknowledged: the signed code is refused, and the device keeps working.
+	h.stop()
+	d.scan(fakeCCCD(1))
+	if dec := d.decision(); dec["outcome"] != "accepted" {
+		t.Fatalf("decision = %v", dec)
+	}
+	signed := h.mint(t, "gate-r2", "site-b", filepath.Join(keysDir, "issuer.key"))
+	d.scan(signed.String())
+	waitLog(t, d, "re-provisioning refused: entries pending")
+	if !strings.Contains(d.Stdout(), "let them sync first") {
+		t.Fatalf("the installer was not told to let the entries sync: %s", d.Stdout())
+	}
+	h.start(t)
+	h.waitEntries(t, "gate-r1", 2, 30*time.Second)
+	// The device deletes the entry once the hub's ack arrives, just after the hub lists it: scan until accepted.
+	for i := 0; ; i++ {
+		refusals := strings.Count(d.Stderr(), "re-provisioning refused")
+		d.scan(signed.String())
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) &&
+			strings.Count(d.Stderr(), "re-provisioning refused") == refusals; time.Sleep(50 * time.Millisecond) {
+		}
+		if strings.Count(d.Stderr(), "re-provisioning refused") == refusals || i == 20 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if st := d.wait(30 * time.Second); st != 0 {
+		t.Fatalf("vaorad exit status %d after a signed code:\n%s", st, d.Stderr())
+	}
+	if !strings.Contains(d.Stdout(), "re-provisioned as gate-r2 at site site-b") {
+		t.Fatalf("vaorad said: %s", d.Stdout())
+	}
+	for _, c := range []syncenrol.Code{unsigned, signed} {
+		if strings.Contains(d.Stderr(), c.Token) || strings.Contains(d.Stdout(), c.Token) {
+			t.Fatal("a token reached the log or the terminal")
+		}
+	}
+	s, err := syncenrol.Load(state)
+	if err != nil || s.Device != "gate-r2" || s.Site != "site-b" {
+		t.Fatalf("provisioned.json after re-provisioning: %+v, %v", s, err)
+	}
+
+	d2 := start(t, "vaorad", "--state-dir", state, "--keys", keys, "--input", "stdin")
+	waitLog(t, d2, `"msg":"who was recorded here restored","component":"presence","people":0`) // the old site's are gone
+	d2.scan(fakeCCCD(2))
+	d2.decision()
+	h.waitEntries(t, "gate-r2", 1, 20*time.Second)
+	h.waitEntries(t, "gate-r1", 2, time.Second) // the old identity's entries stay its own
+	d2.stop()
+}
+
+// TestRefreshRotatesServiceKey: the hub's service key is rotated (the new service.pub handed to devices, the old
+// service.key kept); a provisioned vaorad refreshes on its schedule, saves the new key, waits for a moment without
+// scans, and exits 0 for the service manager to start it again; started again, it seals to the new key, and the hub
+// opens what it seals. A refresh that changes nothing does not restart it.
+func TestRefreshRotatesServiceKey(t *testing.T) {
+	hubKeys := copyKeys(t, "service.key", "issuer.key")
+	devKeys := copyKeys(t, "service.pub", "authority.pub", "issuer.pub", "subject.key")
+	h := newEnrolHub(t, hubKeys, devKeys)
+	state, keys := enrolled(t, h.mint(t, "gate-k1", "site-k", ""))
+	pw1, _ := syncenrol.Password(state)
+	d := start(t, "vaorad", "--state-dir", state, "--keys", keys, "--input", "stdin", "--refresh-every", "2s")
+	waitLog(t, d, "refresh: nothing changed")
+	d.scan(cccdAn)
+	d.decision()
+	scanned := time.Now()
+	h.waitEntries(t, "gate-k1", 1, 20*time.Second)
+
+	// Rotate: a new service key at the hub (the old one kept in its ring), its public half for the devices.
+	k, err := seal.Generate(seal.RoleService, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seal.WriteKeyFile(filepath.Join(hubKeys, "service-2.key"), k, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := seal.WriteKeyFile(filepath.Join(devKeys, "service.pub"), k, false); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	h.start(t) // loads service*.key again
+
+	if st := d.wait(60 * time.Second); st != 0 {
+		t.Fatalf("vaorad exit status %d after the refresh:\n%s", st, d.Stderr())
+	}
+	if since := time.Since(scanned); since < 30*time.Second {
+		t.Fatalf("vaorad restarted %v after a scan; it must wait for 30 s without one", since)
+	}
+	for _, want := range []string{`"changed":["service.pub"]`, "exiting 0 so that the service manager"} {
+		if !strings.Contains(d.Stderr(), want) {
+			t.Fatalf("vaorad's log lacks %q:\n%s", want, d.Stderr())
+		}
+	}
+	if pw2, _ := syncenrol.Password(state); pw2 != pw1 {
+		t.Fatal("a daily refresh replaced a young password")
+	}
+
+	// Started again (systemd would): it seals to the new key. The hub is down, so the entry stays in the outbox
+	// where the test reads its sealed field.
+	h.stop()
+	d2 := start(t, "vaorad", "--state-dir", state, "--keys", keys, "--input", "stdin")
+	d2.scan(fakeCCCD(4))
+	if dec := d2.decision(); dec["outcome"] != "accepted" {
+		t.Fatalf("decision = %v", dec)
+	}
+	d2.stop()
+	ob, err := outbox.Open(filepath.Join(state, "outbox.db"), "gate-k1", outbox.Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := ob.After(0, 10)
+	ob.Close()
+	if err != nil || len(ents) != 1 || !strings.HasPrefix(ents[0].Display, "v1."+k.ID+".") {
+		t.Fatalf("outbox after the rotation: %+v, %v; want one entry sealed to %s", ents, err, k.ID)
+	}
+	h.start(t)
+	start(t, "vaorad", "--state-dir", state, "--keys", keys, "--input", "stdin")
+	got := h.waitEntries(t, "gate-k1", 2, 20*time.Second)
+	for _, e := range got {
+		if !strings.Contains(e.MaskedName, "***") {
+			t.Fatalf("the hub did not open an entry: %+v", e)
+		}
 	}
 }

@@ -76,6 +76,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	metricsListen := fs.String("metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 (default: metrics.listen, none)")
 	controlSocket := fs.String("control", "", "control socket for vaoractl status (default: control.socket, /run/vaora/vaorad.sock)")
 	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
+	refreshEvery := fs.Duration("refresh-every", 24*time.Hour, "a provisioned device refreshes its credentials and keys from the hub this often (0: never)")
 	var ins inputs
 	fs.Var(&ins, "input", "input source, repeatable: stdin, serial:PATH[,BAUD] (a reader in serial mode),\n"+
 		"evdev:PATH[,layout=us|de|fr] (a reader in keyboard mode), camera:/dev/videoN[,size=WxH][,format=auto|yuyv|mjpeg|grey][,fps=N],\n"+
@@ -187,7 +188,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		defer notifyBlank(ctx, log)() // READY for systemd while the device waits for its enrolment code
 		return enrolBlank(ctx, cfg, sources, stdout, log)
 	}
-	ignoreEnrolment(sources, log)
+	lc := ignoreEnrolment(sources, cfg, prov, keys, stdout, log) // enrol.go: signed re-provisioning, refresh
 
 	storageBudget, fullPolicy := int64(cfg.Storage.Budget), cfg.Storage.FullPolicy
 	var up *uplink.Uplink
@@ -203,6 +204,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ob.Close()
+	lc.opened(ob)
 	mon := newMonitor(cfg.DeviceID, ob, time.Now) // health, STATUS=, metrics, vaoractl status
 	mon.watchInputs(cfg.Inputs, sources, cams)
 	st := ob.Stats()
@@ -314,6 +316,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		eg.Go(func() error { return op(ectx) })
 	}
 	eg.Go(func() error { return up.Run(ectx) })
+	eg.Go(func() error { return lc.refresh(ectx, *refreshEvery, mon.lastScanAge) })
 	if serveKiosk != nil {
 		eg.Go(func() error { return serveKiosk(ectx) })
 	}
@@ -332,6 +335,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		eg.Go(func() error { return g.Run(ectx, in, src) })
 	}
 	err = eg.Wait()
+	if r, ok := errors.AsType[*restart](err); ok {
+		err = lc.finish(ctx, r, ob)
+	}
 	log.Info("vaorad stopped")
 	return err
 }

@@ -30,6 +30,7 @@ type enrolFlags struct {
 	listen, cert, key, hosts, brokers, brokerCA, deviceKeys *string
 	user, passwordFile                                      *string
 	brokerAuth                                              *string
+	passwordMaxAge                                          *time.Duration
 }
 
 func addEnrolFlags(fs *flag.FlagSet) enrolFlags {
@@ -43,6 +44,8 @@ func addEnrolFlags(fs *flag.FlagSet) enrolFlags {
 		deviceKeys:   fs.String("enrol-device-keys", "", "directory of what devices get: service.pub, authority.pub, subject.key, issuer*.pub (default: KEYS/device)"),
 		user:         fs.String("broker-user", "", "the hub's account at an external broker; with --enrol-listen it must be Mosquitto's dynamic security admin"),
 		passwordFile: fs.String("broker-password-file", "", "file holding that account's password"),
+		passwordMaxAge: fs.Duration("enrol-password-max-age", enrol.DefaultPasswordMaxAge, "a device's refresh "+
+			"replaces its broker password once it is this old (each replacement restarts the device once)"),
 		brokerAuth: fs.String("broker-auth", "open", "embedded broker: open (any client, as make demo needs) or "+
 			"enrolled (only the hub and provisioned, unrevoked devices, each limited to its own topics)"),
 	}
@@ -160,7 +163,7 @@ func (e enrolFlags) serve(ctx context.Context, cfg configs.Hub, db *store.DB, st
 		}
 	}
 	svc, err := enrol.New(enrol.Config{DB: db, Accounts: accounts, Brokers: brokers, BrokerCA: ca, TopicRoot: cfg.TopicRoot,
-		DeviceKeys: keys, Log: log.With("component", "enrol")})
+		DeviceKeys: keys, PasswordMaxAge: *e.passwordMaxAge, Log: log.With("component", "enrol")})
 	if err != nil {
 		closeDyn()
 		return nil, nil, usageError{err}

@@ -95,9 +95,16 @@ type Config struct {
 	// DeviceKeys is the directory of what devices need: service.pub, authority.pub, subject.key, issuer*.pub.
 	// It is read at each enrolment, so a rotated key reaches the next device that enrols or refreshes.
 	DeviceKeys string
-	Log        *slog.Logger
-	Now        func() time.Time
+	// PasswordMaxAge is how old a device's broker password may grow before a refresh replaces it (0: the default,
+	// DefaultPasswordMaxAge). A younger one is answered unchanged: a device restarts only when what it holds changes,
+	// and devices refresh daily.
+	PasswordMaxAge time.Duration
+	Log            *slog.Logger
+	Now            func() time.Time
 }
+
+// DefaultPasswordMaxAge is Config.PasswordMaxAge's default: each device restarts for a new password about monthly.
+const DefaultPasswordMaxAge = 30 * 24 * time.Hour
 
 // Service answers enrolments and refreshes.
 type Service struct{ cfg Config }
@@ -109,6 +116,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PasswordMaxAge == 0 {
+		cfg.PasswordMaxAge = DefaultPasswordMaxAge
+	} else if cfg.PasswordMaxAge < 0 {
+		return nil, fmt.Errorf("enrol: password max age %s: want a positive duration", cfg.PasswordMaxAge)
 	}
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("enrol: no broker URLs to give devices (the URLs devices reach the broker at, e.g. ssl://hub.example:8883)")
@@ -231,20 +243,45 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "unknown device or wrong password")
 		return
 	}
+	age := s.cfg.Now().Sub(d.ChangedAt)
+	if age < s.cfg.PasswordMaxAge {
+		// The password stays: the answer carries it back with the current keys, so a device restarts only for new keys.
+		a, err := s.build(d.Device, d.Site, d.Direction, pass)
+		if err != nil {
+			log.Error("refresh failed", "err", err)
+			fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		log.Info("device refreshed; password kept", "password_age", age.Round(time.Second).String(),
+			"rotates_after", s.cfg.PasswordMaxAge.String())
+		answer(w, a)
+		return
+	}
 	a, err := s.issue(r.Context(), d.Device, d.Site, d.Direction)
 	if err != nil {
 		log.Error("refresh failed", "err", err)
 		fail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	log.Info("device credentials refreshed")
+	log.Info("device refreshed; new password", "password_age", age.Round(time.Second).String())
 	answer(w, a)
+}
+
+// build is the answer for a device with the current key files.
+func (s *Service) build(device, site, direction, password string) (syncenrol.Answer, error) {
+	keys, err := DeviceKeys(s.cfg.DeviceKeys)
+	if err != nil {
+		return syncenrol.Answer{}, err
+	}
+	a := syncenrol.Answer{V: 1, Device: device, Site: site, Direction: direction, TopicRoot: s.cfg.TopicRoot,
+		Brokers: slices.Clone(s.cfg.Brokers), BrokerCA: s.cfg.BrokerCA, Username: device, Password: password, Keys: keys}
+	return a, a.Validate()
 }
 
 // issue makes a device's new password, sets it at the broker and in the database, and builds the answer.
 func (s *Service) issue(ctx context.Context, device, site, direction string) (syncenrol.Answer, error) {
-	keys, err := DeviceKeys(s.cfg.DeviceKeys)
-	if err != nil {
+	// The key files are read before the password is set: a broken keys directory fails while the old one still works.
+	if _, err := DeviceKeys(s.cfg.DeviceKeys); err != nil {
 		return syncenrol.Answer{}, err
 	}
 	var b [16]byte
@@ -261,9 +298,7 @@ func (s *Service) issue(ctx context.Context, device, site, direction string) (sy
 		Direction: direction, PasswordHash: Hash(password)}); err != nil {
 		return syncenrol.Answer{}, err
 	}
-	a := syncenrol.Answer{V: 1, Device: device, Site: site, Direction: direction, TopicRoot: s.cfg.TopicRoot,
-		Brokers: slices.Clone(s.cfg.Brokers), BrokerCA: s.cfg.BrokerCA, Username: device, Password: password, Keys: keys}
-	return a, a.Validate()
+	return s.build(device, site, direction, password)
 }
 
 func answer(w http.ResponseWriter, a syncenrol.Answer) {

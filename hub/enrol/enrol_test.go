@@ -107,7 +107,8 @@ func TestEnrolAndRefresh(t *testing.T) {
 		t.Fatalf("stored %+v, %v", d, err)
 	}
 
-	// Saved as a device keeps it, then refreshed with the current password: a new password, the old one dead.
+	// Saved as a device keeps it, then refreshed with the current password. A young password is kept, and with
+	// the same keys the answer changes nothing: the device need not restart.
 	state, keys := t.TempDir(), t.TempDir()
 	if err := syncenrol.Save(state, keys, parsed.URL, parsed.Pin, a, time.Now()); err != nil {
 		t.Fatal(err)
@@ -117,12 +118,36 @@ func TestEnrolAndRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw, _ := syncenrol.Password(state)
+	same, err := syncenrol.Refresh(context.Background(), s, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := syncenrol.Changes(state, keys, s, pw, same); len(ch) != 0 {
+		t.Fatalf("a refresh with nothing rotated changes %v", ch)
+	}
+	if d2, _ := h.db.Device(context.Background(), "gate-1"); d2.PasswordHash != d.PasswordHash {
+		t.Fatal("a refresh of a young password replaced it")
+	}
+	// A new issuer key at the hub reaches the device at its next refresh.
+	k, _ := seal.Generate(seal.RoleIssuer, rand.Reader, time.Now())
+	if err := seal.WriteKeyFile(filepath.Join(h.keys, "issuer-2.pub"), k, false); err != nil {
+		t.Fatal(err)
+	}
+	withKey, err := syncenrol.Refresh(context.Background(), s, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := syncenrol.Changes(state, keys, s, pw, withKey); len(ch) != 1 || ch[0] != "issuer-2.pub" {
+		t.Fatalf("a refresh after an issuer key was added changes %v", ch)
+	}
+	// A password older than the maximum age is replaced, and the old one stops working.
+	h.svc.cfg.Now = func() time.Time { return time.Now().Add(DefaultPasswordMaxAge + time.Hour) }
 	b, err := syncenrol.Refresh(context.Background(), s, pw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b.Password == a.Password {
-		t.Fatal("refresh kept the password")
+		t.Fatal("refresh kept a password older than the maximum age")
 	}
 	if _, err := syncenrol.Refresh(context.Background(), s, pw); !isHubError(err, http.StatusUnauthorized) {
 		t.Fatalf("refresh with the old password: %v", err)

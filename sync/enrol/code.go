@@ -5,12 +5,17 @@
 package enrol
 
 import (
+	"cmp"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,8 +32,10 @@ const Family = "VAORA-ENROL:"
 // Code is what an enrolment code holds. Its text form is Prefix followed by KEY=VALUE fields separated by ";", in
 // this order: U (the hub's enrolment URL, https), P (the SHA-256 of the hub certificate's SubjectPublicKeyInfo,
 // unpadded base64url), D (device id), S (site), R (direction), T (the one-time token, 26 base32 letters: 128 bits),
-// E (expiry, Unix seconds). Every character is printable ASCII, so a QR holds it in byte mode and a reader in
-// keyboard mode types it.
+// E (expiry, Unix seconds); then, in a signed code, K (the id of the hub's issuer key, 16 hex digits) and G (the
+// Ed25519 signature by that key over the exact text before ";K=", unpadded base64url). Every character is printable
+// ASCII, so a QR holds it in byte mode and a reader in keyboard mode types it. A signed code is what lets an already
+// provisioned device enrol again (Verify).
 type Code struct {
 	URL       string
 	Pin       Pin
@@ -37,6 +44,8 @@ type Code struct {
 	Direction string
 	Token     string
 	Expires   time.Time
+	KeyID     string                      // "" in an unsigned code
+	Sig       [ed25519.SignatureSize]byte // by the issuer key KeyID over Unsigned()
 }
 
 // Pin is the SHA-256 of a certificate's SubjectPublicKeyInfo.
@@ -72,8 +81,54 @@ const MaxCodeLen = 512
 
 // String is the code's text form, what the QR holds.
 func (c Code) String() string {
+	if !c.Signed() {
+		return c.Unsigned()
+	}
+	return c.Unsigned() + ";K=" + c.KeyID + ";G=" + base64.RawURLEncoding.EncodeToString(c.Sig[:])
+}
+
+// Unsigned is the text form without the signature: what the signature is over.
+func (c Code) Unsigned() string {
 	return Prefix + "U=" + c.URL + ";P=" + c.Pin.String() + ";D=" + c.Device + ";S=" + c.Site + ";R=" + c.Direction +
 		";T=" + c.Token + ";E=" + strconv.FormatInt(c.Expires.Unix(), 10)
+}
+
+// Signed says whether the code carries a signature (not whether it is valid: Verify).
+func (c Code) Signed() bool { return c.KeyID != "" }
+
+// Sign signs the code with the hub's issuer key, whose id is keyID (sync/seal's key id of issuer.key).
+func (c Code) Sign(keyID string, key ed25519.PrivateKey) Code {
+	c.KeyID = keyID
+	copy(c.Sig[:], ed25519.Sign(key, []byte(c.Unsigned())))
+	return c
+}
+
+// Why a provisioned device ignores a code (Verify). None of them names the token.
+var (
+	ErrUnsigned     = errors.New("the code is not signed: an already provisioned device enrols again only with a code signed by the hub's issuer key (vaoractl provision --sign-with), or after vaoractl factory-reset")
+	ErrUnknownKey   = errors.New("the code is signed by an issuer key this device does not trust (not among its issuer*.pub)")
+	ErrBadSignature = errors.New("the code's signature does not verify: it was altered after signing, or signed with another key")
+)
+
+// Verify checks the code's signature against the issuer keys a device trusts (by key id). The error is ErrUnsigned,
+// ErrUnknownKey or ErrBadSignature, wrapped with the key id where there is one.
+func (c Code) Verify(issuers map[string]ed25519.PublicKey) error {
+	if !c.Signed() {
+		return ErrUnsigned
+	}
+	pub, ok := issuers[c.KeyID]
+	if !ok {
+		ids := make([]string, 0, len(issuers))
+		for id := range issuers {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return fmt.Errorf("%w: key %s (trusted: %s)", ErrUnknownKey, c.KeyID, cmp.Or(strings.Join(ids, ", "), "none"))
+	}
+	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, []byte(c.Unsigned()), c.Sig[:]) {
+		return fmt.Errorf("%w (key %s)", ErrBadSignature, c.KeyID)
+	}
+	return nil
 }
 
 // IsCode says whether a scanned text is meant as an enrolment code (of any version), so a device can tell an
@@ -95,8 +150,12 @@ func ParseCode(s string) (Code, error) {
 	}
 	fields := strings.Split(rest, ";")
 	keys := []string{"U", "P", "D", "S", "R", "T", "E"}
+	if len(fields) == len(keys)+2 {
+		keys = append(keys, "K", "G") // signed
+	}
 	if len(fields) != len(keys) {
-		return Code{}, fmt.Errorf("enrolment code has %d fields, want %d (%s)", len(fields), len(keys), strings.Join(keys, ", "))
+		return Code{}, fmt.Errorf("enrolment code has %d fields, want %d (%s), or %d with K and G when signed",
+			len(fields), len(keys), strings.Join(keys, ", "), len(keys)+2)
 	}
 	v := make(map[string]string, len(keys))
 	for i, f := range fields {
@@ -125,7 +184,13 @@ func ParseCode(s string) (Code, error) {
 	if !validDirection(c.Direction) {
 		return Code{}, fmt.Errorf("enrolment code R=%q: want one of %s", clip(c.Direction), strings.Join(Directions, ", "))
 	}
-	if b, err := TokenEncoding.DecodeString(c.Token); err != nil || len(c.Token) != TokenLen || len(b) != 16 {
+	// Only the canonical form of each field is accepted, so a parsed code's String is the text that was scanned:
+	// the signature is over that exact text.
+	if c.Pin.String() != v["P"] {
+		return Code{}, fmt.Errorf("enrolment code P: not in the canonical base64url form vaoractl provision writes")
+	}
+	if b, err := TokenEncoding.DecodeString(c.Token); err != nil || len(c.Token) != TokenLen || len(b) != 16 ||
+		TokenEncoding.EncodeToString(b) != c.Token {
 		return Code{}, fmt.Errorf("enrolment code T: want %d base32 letters (A-Z, 2-7)", TokenLen)
 	}
 	e, err := strconv.ParseInt(v["E"], 10, 64)
@@ -133,6 +198,22 @@ func ParseCode(s string) (Code, error) {
 		return Code{}, fmt.Errorf("enrolment code E=%q: want the expiry in Unix seconds", clip(v["E"]))
 	}
 	c.Expires = time.Unix(e, 0).UTC()
+	if _, signed := v["K"]; signed {
+		k, g := v["K"], v["G"]
+		if len(k) != 16 || strings.ToLower(k) != k {
+			return Code{}, fmt.Errorf("enrolment code K=%q: want the issuer key's id, 16 lower-case hex digits", clip(k))
+		}
+		if _, err := hex.DecodeString(k); err != nil {
+			return Code{}, fmt.Errorf("enrolment code K=%q: want the issuer key's id, 16 lower-case hex digits", clip(k))
+		}
+		sig, err := base64.RawURLEncoding.DecodeString(g)
+		if err != nil || len(sig) != ed25519.SignatureSize || base64.RawURLEncoding.EncodeToString(sig) != g {
+			return Code{}, fmt.Errorf("enrolment code G: want an Ed25519 signature, %d characters of unpadded base64url",
+				base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize))
+		}
+		c.KeyID = k
+		copy(c.Sig[:], sig)
+	}
 	return c, nil
 }
 

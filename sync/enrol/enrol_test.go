@@ -1,12 +1,14 @@
 package enrol
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,105 @@ func TestSaveLoadReset(t *testing.T) {
 	}
 	if _, err := Load(state); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("after Reset: %v", err)
+	}
+}
+
+// TestSignedCode: a code signed with the hub's issuer key parses back whole and verifies against the device's
+// trusted issuer keys; unsigned, unknown-key, altered and non-canonical codes are told apart.
+func TestSignedCode(t *testing.T) {
+	k, err := seal.Generate(seal.RoleIssuer, rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := k.Ed25519Private()
+	pub, _ := k.Ed25519Public()
+	trusted := map[string]ed25519.PublicKey{k.ID: pub}
+	c := sampleCode().Sign(k.ID, priv)
+	text := c.String()
+	if !strings.HasPrefix(text, sampleCode().String()+";K="+k.ID+";G=") || len(text) > MaxCodeLen {
+		t.Fatalf("signed code %q", text)
+	}
+	got, err := ParseCode(text)
+	if err != nil || got != c || !got.Signed() {
+		t.Fatalf("ParseCode = %+v, %v", got, err)
+	}
+	if err := got.Verify(trusted); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if err := sampleCode().Verify(trusted); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("unsigned: %v", err)
+	}
+	other, _ := seal.Generate(seal.RoleIssuer, rand.Reader, time.Now())
+	opub, _ := other.Ed25519Public()
+	if err := got.Verify(map[string]ed25519.PublicKey{other.ID: opub}); !errors.Is(err, ErrUnknownKey) ||
+		!strings.Contains(err.Error(), other.ID) {
+		t.Errorf("unknown key: %v", err)
+	}
+	// Another site in the signed text: the signature no longer covers it.
+	altered, err := ParseCode(strings.Replace(text, "S=site-a", "S=site-b", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := altered.Verify(trusted); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("altered: %v", err)
+	}
+	// The same key id with another key's signature.
+	forged := sampleCode().Sign(k.ID, func() ed25519.PrivateKey { p, _ := other.Ed25519Private(); return p }())
+	if err := forged.Verify(trusted); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("forged: %v", err)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{strings.Replace(text, ";K=", ";K=X", 1), "16 lower-case hex"},
+		{strings.Replace(text, ";K="+k.ID, ";K="+strings.ToUpper(k.ID), 1), "16 lower-case hex"},
+		{text[:len(text)-2], "Ed25519 signature"},
+		{strings.Replace(text, ";G=", ";X=", 1), "want G="},
+		{sampleCode().String() + ";K=" + k.ID, "8 fields"},
+	} {
+		if _, err := ParseCode(tc.text); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseCode(...%q) = %v; want an error containing %q", tc.text[max(0, len(tc.text)-40):], err, tc.want)
+		}
+	}
+	// A pin or token with non-zero trailing bits decodes to the same bytes but is not the text that was signed.
+	pin := c.Pin.String()
+	nonCanonical := pin[:42] + string(pin[42]+1)
+	if _, err := ParseCode(strings.Replace(text, pin, nonCanonical, 1)); err == nil || !strings.Contains(err.Error(), "canonical") {
+		t.Errorf("non-canonical pin: %v", err)
+	}
+}
+
+// TestChanges: a refresh answer equal to what the device holds changes nothing; a new service key, a retired
+// issuer key or a new password is named.
+func TestChanges(t *testing.T) {
+	state, keys := t.TempDir(), t.TempDir()
+	a := sampleAnswer(t)
+	a.Keys["issuer-old.pub"] = a.Keys["issuer.pub"]
+	c := sampleCode()
+	if err := Save(state, keys, c.URL, c.Pin, a, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Load(state)
+	if got := Changes(state, keys, s, a.Password, a); len(got) != 0 {
+		t.Fatalf("the same answer changes %v", got)
+	}
+	b := sampleAnswer(t) // new keys throughout
+	b.Keys["issuer.pub"], b.Keys["subject.key"], b.Keys["authority.pub"] = a.Keys["issuer.pub"], a.Keys["subject.key"], a.Keys["authority.pub"]
+	b.Password = a.Password
+	got := Changes(state, keys, s, a.Password, b)
+	if want := []string{"issuer-old.pub (retired)", "service.pub"}; !slices.Equal(got, want) {
+		t.Fatalf("Changes = %v; want %v", got, want)
+	}
+	b.Password = "a-new-password-of-22ch"
+	if got := Changes(state, keys, s, a.Password, b); !slices.Contains(got, "password") {
+		t.Fatalf("Changes = %v; want the password named", got)
+	}
+	if err := Save(state, keys, c.URL, c.Pin, b, s.EnrolledAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "issuer-old.pub")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a retired issuer key stayed: %v", err)
+	}
+	s, _ = Load(state)
+	if got := Changes(state, keys, s, b.Password, b); len(got) != 0 {
+		t.Fatalf("after saving, the answer still changes %v", got)
 	}
 }

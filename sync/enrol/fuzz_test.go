@@ -1,6 +1,7 @@
 package enrol
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -13,10 +14,22 @@ func FuzzParseEnrolment(f *testing.F) {
 	f.Add("VAORA-ENROL:1:U=https://h:1;P=;D=;S=;R=;T=;E=")
 	f.Add("VAORA-ENROL:2:")
 	f.Add(strings.Replace(sampleCode().String(), ";", ";;", 2))
+	_, priv, _ := ed25519.GenerateKey(nil)
+	signed := sampleCode().Sign("0123456789abcdef", priv).String()
+	f.Add(signed)
+	f.Add(strings.Replace(signed, ";K=", ";K=X", 1))
+	f.Add(signed[:len(signed)-1] + "B")                    // trailing bits of the signature's base64
+	f.Add(strings.Replace(signed, ";G=", ";G=;X=", 1))     // ten fields
+	f.Add(sampleCode().String() + ";K=0123456789abcdef")   // eight
+	f.Add(sampleCode().String()[:len(Prefix)+40] + "B;D=") // a pin with trailing bits
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := ParseCode(s)
 		if err != nil {
 			return
+		}
+		// What is accepted is canonical: its text is what was scanned, so a signature covers exactly that.
+		if c.String() != strings.TrimSpace(s) {
+			t.Fatalf("accepted %q, whose canonical form is %q", s, c.String())
 		}
 		again, err := ParseCode(c.String())
 		if err != nil || again != c {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,15 @@ func Save(stateDir, keysDir, hub string, pin Pin, a Answer, now time.Time) error
 			return err
 		}
 	}
+	// An issuer key the hub no longer hands out is one it retired (docs/keys.md): passes it signed stop verifying.
+	old, _ := filepath.Glob(filepath.Join(keysDir, "issuer*.pub"))
+	for _, p := range old {
+		if _, ok := a.Keys[filepath.Base(p)]; !ok {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove the retired issuer key %s: %v", p, err)
+			}
+		}
+	}
 	if a.BrokerCA != "" {
 		if err := writeAtomic(filepath.Join(stateDir, CAFile), []byte(a.BrokerCA), 0o644); err != nil {
 			return err
@@ -85,6 +95,37 @@ func Save(stateDir, keysDir, hub string, pin Pin, a Answer, now time.Time) error
 		Username: a.Username, Hub: hub, HubPin: pin.String(), EnrolledAt: now.UTC()}
 	b, _ := json.MarshalIndent(s, "", "  ")
 	return writeAtomic(filepath.Join(stateDir, StateFile), append(b, '\n'), 0o644)
+}
+
+// Changes lists what an answer (a refresh's) would change on a device provisioned as s with password, whose keys
+// are in keysDir: key files added, replaced or retired, the password, the broker CA, where it reports. Empty: the
+// answer holds nothing new, and the device need not save it or restart. Names only, never a secret's value.
+func Changes(stateDir, keysDir string, s State, password string, a Answer) []string {
+	var out []string
+	for name, content := range a.Keys {
+		if b, err := os.ReadFile(filepath.Join(keysDir, name)); err != nil || string(b) != content {
+			out = append(out, name)
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(keysDir, "issuer*.pub"))
+	for _, p := range old {
+		if _, ok := a.Keys[filepath.Base(p)]; !ok {
+			out = append(out, filepath.Base(p)+" (retired)")
+		}
+	}
+	ca, err := os.ReadFile(filepath.Join(stateDir, CAFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) || string(ca) != a.BrokerCA {
+		out = append(out, CAFile)
+	}
+	if a.Password != password {
+		out = append(out, "password")
+	}
+	if a.Device != s.Device || a.Site != s.Site || a.Direction != s.Direction || a.TopicRoot != s.TopicRoot ||
+		!slices.Equal(a.Brokers, s.Brokers) || a.Username != s.Username {
+		out = append(out, StateFile)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Load reads provisioned.json; an error wrapping fs.ErrNotExist means the device is blank.
