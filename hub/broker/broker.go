@@ -29,8 +29,10 @@ import (
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv *mochi.Server
-	tcp *listeners.TCP
+	srv  *mochi.Server
+	tcp  *listeners.TCP
+	stop context.CancelFunc // ends the revocation watch
+	done chan struct{}
 }
 
 // Devices is where the broker looks up device accounts (the hub's database).
@@ -44,6 +46,9 @@ type Auth struct {
 	Topics               wire.Topics
 	HubUser, HubPassword string
 	Log                  *slog.Logger
+	// Recheck is how often the connected devices are looked up again, so that a device revoked while connected
+	// (vaorahub device revoke) is cut off; 0 is 5 s.
+	Recheck time.Duration
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close, admitting any client.
@@ -68,7 +73,50 @@ func StartWith(addr string, a *Auth, log *slog.Logger) (*Broker, error) {
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	return &Broker{srv: srv, tcp: tcp}, nil
+	ctx, stop := context.WithCancel(context.Background())
+	b := &Broker{srv: srv, tcp: tcp, stop: stop, done: make(chan struct{})}
+	if a == nil {
+		close(b.done)
+	} else {
+		go b.watchRevoked(ctx, *a)
+	}
+	return b, nil
+}
+
+// watchRevoked cuts off connected devices that have been revoked since they connected; a revoked device's
+// reconnection is then refused by OnConnectAuthenticate.
+func (b *Broker) watchRevoked(ctx context.Context, a Auth) {
+	defer close(b.done)
+	every := a.Recheck
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, cl := range b.srv.Clients.GetAll() {
+			user := string(cl.Properties.Username)
+			if user == "" || user == a.HubUser || cl.Closed() {
+				continue
+			}
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			d, err := a.Devices.Device(lctx, user)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				a.Log.Warn("broker: looking up a connected device failed; checked again shortly", "device", user, "err", err)
+				continue
+			}
+			if d.Revoked {
+				a.Log.Warn("broker: device revoked while connected: connection closed", "device", user, "client", cl.ID)
+				cl.Stop(packets.ErrNotAuthorized)
+			}
+		}
+	}
 }
 
 // Addr is the address the broker listens on, with the real port.
@@ -78,7 +126,11 @@ func (b *Broker) Addr() string { return b.tcp.Address() }
 func (b *Broker) URL() string { return "tcp://" + b.Addr() }
 
 // Close stops the broker and disconnects its clients.
-func (b *Broker) Close() error { return b.srv.Close() }
+func (b *Broker) Close() error {
+	b.stop()
+	<-b.done
+	return b.srv.Close()
+}
 
 // deviceAuth checks credentials against the hub's database and applies the device ACL.
 type deviceAuth struct {

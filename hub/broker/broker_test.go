@@ -43,7 +43,7 @@ func TestEmbeddedBrokerAuth(t *testing.T) {
 	}
 	topics := wire.Topics{Root: "vaora/v1"}
 	b, err := StartWith("127.0.0.1:0", &Auth{Devices: db, Topics: topics, HubUser: "vaorahub", HubPassword: "hub-secret",
-		Log: slog.New(slog.DiscardHandler)}, slog.New(slog.DiscardHandler))
+		Log: slog.New(slog.DiscardHandler), Recheck: 100 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +87,21 @@ func TestEmbeddedBrokerAuth(t *testing.T) {
 		t.Fatalf("the hub received %s", topic)
 	case <-time.After(200 * time.Millisecond):
 	}
+	// gate-b is connected when it is revoked: the broker cuts it off, and it cannot come back.
+	gb, err := connect(t, b.URL(), "gate-b", "password-of-gate-b", "vaorad-gate-b")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := db.RevokeDevice(ctx, "gate-b"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := connect(t, b.URL(), "gate-b", "password-of-gate-b", "vaorad-gate-b"); err == nil {
+	for deadline := time.Now().Add(5 * time.Second); gb.IsConnectionOpen() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if gb.IsConnectionOpen() {
+		t.Fatal("gate-b stayed connected after it was revoked")
+	}
+	if _, err := connect(t, b.URL(), "gate-b", "password-of-gate-b", "vaorad-gate-b2"); err == nil {
 		t.Fatal("a revoked device connected")
 	}
 }
