@@ -148,13 +148,23 @@ func TestMosquittoDeviceAccounts(t *testing.T) {
 		t.Fatal("gate-a disconnected")
 	}
 
-	// A refresh gives gate-a a new password: the old one is refused, the new one admitted.
+	// A refresh while the password is young keeps it; once it is older than the hub's maximum age, a refresh gives
+	// gate-a a new password: the old one is refused, the new one admitted.
 	state := t.TempDir()
 	if err := syncenrol.Save(state, t.TempDir(), h.url, h.pin, a, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := syncenrol.Load(state)
+	kept, err := syncenrol.Refresh(ctx, s, a.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.Password != a.Password {
+		t.Fatal("a refresh replaced a young password")
+	}
+	h.svc.cfg.Now = func() time.Time { return time.Now().Add(DefaultPasswordMaxAge + time.Hour) }
 	a2, err := syncenrol.Refresh(ctx, s, a.Password)
+	h.svc.cfg.Now = time.Now
 	if err != nil {
 		t.Fatal(err)
 	}
