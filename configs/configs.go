@@ -18,6 +18,8 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // DeviceExample is vaorad.example.yaml: every key of Device, each with a comment for the operator.
@@ -32,24 +34,41 @@ var HubExample []byte
 
 // Device is vaorad's configuration.
 type Device struct {
-	DeviceID     string   `yaml:"device_id"`      // ^[a-z0-9][a-z0-9-]{0,62}$ (an MQTT topic level); required
-	Site         string   `yaml:"site"`           // same pattern; default "default"
-	Direction    string   `yaml:"direction"`      // "in" (default), "out", "toggle" (one reader, the guard flips it) or "auto" (in unless last seen in)
-	StateDir     string   `yaml:"state_dir"`      // absolute path; default "/var/lib/vaora"
-	Broker       string   `yaml:"broker"`         // tcp://host:port (ssl:// accepted for later); required
-	TopicRoot    string   `yaml:"topic_root"`     // default "vaora/v1"; MQTT topic without wildcards, no leading/trailing slash
-	Inputs       []string `yaml:"inputs"`         // default ["stdin"]; stdin, or serial:, evdev:, camera:, dir: followed by an absolute path and options (ParseInput)
-	MaxLineBytes int      `yaml:"max_line_bytes"` // longest code accepted from a text source; default 4096; 64..1048576
-	Keys         string   `yaml:"keys"`           // directory of service.pub, authority.pub, subject.key and issuer*.pub; default /etc/vaora/keys
-	Reader       Reader   `yaml:"reader"`
-	Decision     Decision `yaml:"decision"`
-	Kiosk        Kiosk    `yaml:"kiosk"`
-	Metrics      Metrics  `yaml:"metrics"`
-	Control      Control  `yaml:"control"`
-	Outputs      Outputs  `yaml:"outputs"`
-	Camera       Camera   `yaml:"camera"`
-	Uplink       Uplink   `yaml:"uplink"`
-	Storage      Storage  `yaml:"storage"`
+	DeviceID     string        `yaml:"device_id"`      // ^[a-z0-9][a-z0-9-]{0,62}$ (an MQTT topic level); required
+	Site         string        `yaml:"site"`           // same pattern; default "default"
+	Direction    string        `yaml:"direction"`      // "in" (default), "out", "toggle" (one reader, the guard flips it) or "auto" (in unless last seen in)
+	StateDir     string        `yaml:"state_dir"`      // absolute path; default "/var/lib/vaora"
+	Broker       string        `yaml:"broker"`         // tcp://host:port (ssl:// accepted for later); required
+	TopicRoot    string        `yaml:"topic_root"`     // default "vaora/v1"; MQTT topic without wildcards, no leading/trailing slash
+	Inputs       []string      `yaml:"inputs"`         // default ["stdin"]; stdin, or serial:, evdev:, camera:, dir: followed by an absolute path and options (ParseInput)
+	MaxLineBytes int           `yaml:"max_line_bytes"` // longest code accepted from a text source; default 4096; 64..1048576
+	Keys         string        `yaml:"keys"`           // directory of service.pub, authority.pub, subject.key and issuer*.pub; default /etc/vaora/keys
+	RefreshEvery time.Duration `yaml:"refresh_every"`  // how often a provisioned device fetches its credentials and keys from the hub; default 24h; 0 (never) or 1m to 720h
+	Reader       Reader        `yaml:"reader"`
+	Decision     Decision      `yaml:"decision"`
+	Kiosk        Kiosk         `yaml:"kiosk"`
+	Metrics      Metrics       `yaml:"metrics"`
+	Control      Control       `yaml:"control"`
+	Outputs      Outputs       `yaml:"outputs"`
+	Camera       Camera        `yaml:"camera"`
+	Uplink       Uplink        `yaml:"uplink"`
+	Storage      Storage       `yaml:"storage"`
+}
+
+// MarshalYAML writes refresh_every as a duration ("24h0m0s") rather than nanoseconds, so a marshalled config loads
+// again; the sections write their own durations.
+func (d Device) MarshalYAML() (any, error) {
+	type plain Device // without this method, so Encode does not call it again
+	var n yaml.Node
+	if err := n.Encode(plain(d)); err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "refresh_every" {
+			n.Content[i+1].SetString(d.RefreshEvery.String())
+		}
+	}
+	return &n, nil
 }
 
 // Uplink is how vaorad sends entries to the hub.
@@ -234,14 +253,45 @@ func (u Uplink) MarshalYAML() (any, error) {
 
 // Hub is vaorahub's configuration.
 type Hub struct {
-	HTTP       string `yaml:"http"`        // listen address of the web UI and API; default "127.0.0.1:8080"
-	MQTTListen string `yaml:"mqtt_listen"` // embedded broker listen address; "" = no embedded broker
-	Broker     string `yaml:"broker"`      // external broker URL (tcp://host:port); exactly one of mqtt_listen / broker must be set (default: mqtt_listen "127.0.0.1:1883")
-	DB         string `yaml:"db"`          // "sqlite:PATH" (default "sqlite:/var/lib/vaora-hub/hub.db") or "postgres://..."
-	TopicRoot  string `yaml:"topic_root"`  // default "vaora/v1"
-	ShareGroup string `yaml:"share_group"` // MQTT shared-subscription group of the ingest workers; default "ingest"
-	WorkerID   string `yaml:"worker_id"`   // default: hostname-pid, computed by the caller when empty (left empty here)
-	Keys       string `yaml:"keys"`        // directory of the hub's keys: service*.key (opens what readers seal); default /etc/vaora-hub/keys
+	HTTP               string `yaml:"http"`                 // listen address of the web UI and API; default "127.0.0.1:8080"
+	MQTTListen         string `yaml:"mqtt_listen"`          // embedded broker listen address; "" = no embedded broker
+	BrokerAuth         string `yaml:"broker_auth"`          // who the embedded broker admits: "open" (default: any client) or "enrolled" (the hub and provisioned, unrevoked devices)
+	Broker             string `yaml:"broker"`               // external broker URL (tcp://host:port); exactly one of mqtt_listen / broker must be set (default: mqtt_listen "127.0.0.1:1883")
+	BrokerUser         string `yaml:"broker_user"`          // the hub's account at the external broker (Mosquitto's dynamic security admin when enrol.listen is set); default "" (none)
+	BrokerPasswordFile string `yaml:"broker_password_file"` // absolute path of the file holding that account's password; required with broker_user
+	DB                 string `yaml:"db"`                   // "sqlite:PATH" (default "sqlite:/var/lib/vaora-hub/hub.db") or "postgres://..."
+	TopicRoot          string `yaml:"topic_root"`           // default "vaora/v1"
+	ShareGroup         string `yaml:"share_group"`          // MQTT shared-subscription group of the ingest workers; default "ingest"
+	WorkerID           string `yaml:"worker_id"`            // default: hostname-pid, computed by the caller when empty (left empty here)
+	Keys               string `yaml:"keys"`                 // directory of the hub's keys: service*.key (opens what readers seal); default /etc/vaora-hub/keys
+	Enrol              Enrol  `yaml:"enrol"`
+}
+
+// Enrol is the hub's provisioning endpoint (docs/provisioning.md): where blank devices enrol over pinned TLS, and
+// what they are told. It is off until Listen is set.
+type Enrol struct {
+	Listen         string        `yaml:"listen"`           // HTTPS listen address, e.g. :8443; default "" (no endpoint)
+	Cert           string        `yaml:"cert"`             // absolute path of its TLS certificate, made self-signed at first start if absent; default "" (enrol.pem next to the SQLite file, else in /var/lib/vaora-hub)
+	Key            string        `yaml:"key"`              // absolute path of its private key; default "" (enrol.key beside the default cert)
+	Hosts          []string      `yaml:"hosts"`            // names and IP addresses for a certificate the hub makes; default []
+	Brokers        []string      `yaml:"brokers"`          // broker URLs devices are given, ssl:// first; required with listen
+	BrokerCA       string        `yaml:"broker_ca"`        // absolute path of the PEM CA of the broker's TLS certificate, given to devices; default "" (none)
+	DeviceKeys     string        `yaml:"device_keys"`      // absolute path of the directory of what devices get (service.pub, authority.pub, subject.key, issuer*.pub); default "" (KEYS/device)
+	PasswordMaxAge time.Duration `yaml:"password_max_age"` // a refresh replaces a device's broker password once it is this old; default 720h; 1h to 8760h
+}
+
+// MarshalYAML writes password_max_age as a duration ("720h0m0s"), so a marshalled config loads again.
+func (e Enrol) MarshalYAML() (any, error) {
+	return struct {
+		Listen         string   `yaml:"listen"`
+		Cert           string   `yaml:"cert"`
+		Key            string   `yaml:"key"`
+		Hosts          []string `yaml:"hosts"`
+		Brokers        []string `yaml:"brokers"`
+		BrokerCA       string   `yaml:"broker_ca"`
+		DeviceKeys     string   `yaml:"device_keys"`
+		PasswordMaxAge string   `yaml:"password_max_age"`
+	}{e.Listen, e.Cert, e.Key, e.Hosts, e.Brokers, e.BrokerCA, e.DeviceKeys, e.PasswordMaxAge.String()}, nil
 }
 
 // DefaultDevice returns vaorad's defaults. DeviceID and Broker have none, so it does not pass Validate by itself.
@@ -254,6 +304,7 @@ func DefaultDevice() Device {
 		Inputs:       []string{"stdin"},
 		MaxLineBytes: 4096,
 		Keys:         "/etc/vaora/keys",
+		RefreshEvery: 24 * time.Hour,
 		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Decision:     Decision{Claimed: "amber", DuplicateWindow: 5 * time.Minute, PresenceHorizon: 24 * time.Hour},
 		Control:      Control{Socket: "/run/vaora/vaorad.sock"},
@@ -285,8 +336,11 @@ func DefaultHub() Hub {
 		MQTTListen: "127.0.0.1:1883",
 		DB:         "sqlite:/var/lib/vaora-hub/hub.db",
 		TopicRoot:  "vaora/v1",
+		BrokerAuth: "open",
 		ShareGroup: "ingest",
 		Keys:       "/etc/vaora-hub/keys",
+		// A device restarts for a new password about monthly (hub/enrol.DefaultPasswordMaxAge).
+		Enrol: Enrol{Hosts: []string{}, Brokers: []string{}, PasswordMaxAge: 30 * 24 * time.Hour},
 	}
 }
 

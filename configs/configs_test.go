@@ -26,7 +26,7 @@ type badCase struct {
 
 var deviceBad = []badCase{
 	{"misspelt key", "devise_id: gate-1\nbroker: tcp://h:1883\n",
-		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, reader, decision, kiosk, metrics, control, outputs, camera, uplink, storage)", ""},
+		"d.yaml:1: devise_id: unknown key (did you mean device_id? known keys: device_id, site, direction, state_dir, broker, topic_root, inputs, max_line_bytes, keys, refresh_every, reader, decision, kiosk, metrics, control, outputs, camera, uplink, storage)", ""},
 	{"unknown nested key", minimal + "uplink:\n  batchmax: 5\n", "d.yaml:4: uplink.batchmax: unknown key (did you mean batch_max? known keys: batch_max, resend_after, in_flight)", ""},
 	{"odd key quoted", minimal + "\"a b\": 1\n", `d.yaml:3: "a b": unknown key (known keys: `, ""},
 	{"duplicate key", minimal + "site: a\nsite: b\n", "d.yaml:4: site: duplicate key (first set on line 3); keep only one", ""},
@@ -109,6 +109,12 @@ var deviceBad = []badCase{
 	{"inputs serial baud", minimal + "inputs: [\"serial:/dev/ttyACM0,baud=96\"]\n", `d.yaml:3: inputs[0]: "serial:/dev/ttyACM0,baud=96": baud "96" is not a line speed from 1200 to 4000000 (write e.g. serial:/dev/ttyACM0,115200; the reader's manual gives its rate)`, ""},
 	{"inputs serial bare baud", minimal + "inputs: [\"serial:/dev/ttyACM0,9600x\"]\n", `d.yaml:3: inputs[0]: "serial:/dev/ttyACM0,9600x": unknown option "9600x" for serial:`, ""},
 	{"inputs evdev layout", minimal + "inputs: [\"evdev:/dev/input/event0,layout=azerty\"]\n", `d.yaml:3: inputs[0]: "evdev:/dev/input/event0,layout=azerty": layout "azerty" is not supported; write us, de or fr`, ""},
+	{"refresh too often", minimal + "refresh_every: 30s\n", "d.yaml:3: refresh_every: 30s is out of range (allowed 0, never, or 1m to 720h; write e.g. 24h)", ""},
+	{"refresh too rare", minimal + "refresh_every: 721h\n", "d.yaml:3: refresh_every: 721h0m0s is out of range (allowed 0, never, or 1m to 720h", ""},
+	{"refresh negative", minimal + "refresh_every: -1h\n", "d.yaml:3: refresh_every: -1h0m0s is out of range", ""},
+	{"refresh without unit", minimal + "refresh_every: 24\n", "d.yaml:3: refresh_every: 24 has no unit (write e.g. 5s or 500ms)", ""},
+	{"refresh as words", minimal + "refresh_every: daily\n", `d.yaml:3: refresh_every: "daily" is not a duration (write e.g. 5s or 500ms)`, ""},
+	{"refresh null", minimal + "refresh_every:\n", "d.yaml:3: refresh_every: no value; write a value after the colon, or delete the line to use the default 24h0m0s", ""},
 	{"reader fallback", minimal + "reader: {fallback_encoding: cp1258}\n", `d.yaml:3: reader.fallback_encoding: "cp1258" is not supported; write none`, ""},
 	{"reader baud", minimal + "reader: {baud: 100}\n", `d.yaml:3: reader.baud: 100 is out of range (allowed 1200 to 4000000)`, ""},
 	{"keys relative", minimal + "keys: keys\n", `d.yaml:3: keys: `, ""},
@@ -208,7 +214,7 @@ func laughsInList() string {
 }
 
 var hubBad = []badCase{
-	{"misspelt key", "htp: 127.0.0.1:80\n", "h.yaml:1: htp: unknown key (did you mean http? known keys: http, mqtt_listen, broker, db, topic_root, share_group, worker_id, keys)", ""},
+	{"misspelt key", "htp: 127.0.0.1:80\n", "h.yaml:1: htp: unknown key (did you mean http? known keys: http, mqtt_listen, broker_auth, broker, broker_user, broker_password_file, db, topic_root, share_group, worker_id, keys, enrol)", ""},
 	{"http url", "http: http://0.0.0.0:8080\n", `h.yaml:1: http: "http://0.0.0.0:8080" is a URL; write only HOST:PORT, e.g. 127.0.0.1:8080`, ""},
 	{"http port only", "http: 8080\n", `h.yaml:1: http: "8080" is not HOST:PORT (write e.g. 127.0.0.1:8080, or :8080 for all interfaces)`, ""},
 	{"http named port", "http: \":http\"\n", `h.yaml:1: http: ":http": port "http" is not a number from 0 to 65535`, ""},
@@ -230,6 +236,33 @@ var hubBad = []badCase{
 	{"share group empty", "share_group: ''\n", "h.yaml:1: share_group: empty", ""},
 	{"worker id space", "worker_id: hub 1\n", `h.yaml:1: worker_id: "hub 1" contains a space`, ""},
 	{"worker id wildcard", "worker_id: hub+\n", `h.yaml:1: worker_id: "hub+" contains +`, ""},
+	{"broker auth", "broker_auth: closed\n", `h.yaml:1: broker_auth: "closed": write open (the embedded broker admits any client, as make demo needs) or enrolled`, ""},
+	{"broker auth bool", "broker_auth: true\n", `h.yaml:1: broker_auth: "true": write open`, ""},
+	{"broker auth external", "broker: tcp://h:1883\nbroker_auth: enrolled\n", `h.yaml:2: broker_auth: "enrolled" applies to the embedded broker, and this hub uses the external broker "tcp://h:1883": there, devices are limited by Mosquitto's dynamic security (docs/provisioning.md); delete broker_auth`, ""},
+	{"broker user embedded", "broker_user: vaorahub\nbroker_password_file: /etc/pw\n", "h.yaml:1: broker_user: the hub's account at an external broker, but this hub runs the embedded broker (mqtt_listen); set broker, or delete broker_user and broker_password_file", ""},
+	{"broker user no password", "broker: tcp://h:1883\nbroker_user: vaorahub\n", "h.yaml: broker_password_file: required with broker_user; write the file that holds its password, e.g. broker_password_file: /etc/vaora-hub/broker-password", ""},
+	{"broker password relative", "broker: tcp://h:1883\nbroker_user: vaorahub\nbroker_password_file: pw\n", `h.yaml:3: broker_password_file: "pw" is not an absolute path (write e.g. /etc/vaora-hub/broker-password)`, ""},
+	{"broker password no user", "broker: tcp://h:1883\nbroker_password_file: /etc/pw\n", "h.yaml:2: broker_password_file: set, but broker_user is empty; write the account's name", ""},
+	{"broker user space", "broker: tcp://h:1883\nbroker_user: vaora hub\nbroker_password_file: /etc/pw\n", `h.yaml:2: broker_user: "vaora hub" is not an MQTT user name`, ""},
+	{"enrol scalar", "enrol: :8443\n", `h.yaml:1: enrol: expected keys (listen: ...), found the single value ":8443"`, ""},
+	{"enrol misspelt", "enrol:\n  listn: :8443\n", "h.yaml:2: enrol.listn: unknown key (did you mean listen? known keys: listen, cert, key, hosts, brokers, broker_ca, device_keys, password_max_age)", ""},
+	{"enrol listen port", "enrol:\n  listen: 8443\n", `h.yaml:2: enrol.listen: "8443" is not HOST:PORT (write e.g. 192.168.1.10:8443, or :8443 for all interfaces)`, ""},
+	{"enrol listen url", "enrol:\n  listen: https://hub:8443\n", `h.yaml:2: enrol.listen: "https://hub:8443" is a URL; write only HOST:PORT, e.g. 192.168.1.10:8443`, ""},
+	{"enrol no brokers", "enrol:\n  listen: :8443\n", "h.yaml: enrol.brokers: empty, but enrol.listen is set; list the broker URLs devices are given, ssl:// first, e.g. brokers: [ssl://hub.example:8883]", ""},
+	{"enrol brokers empty list", "enrol:\n  listen: :8443\n  brokers: []\n", "h.yaml:3: enrol.brokers: empty, but enrol.listen is set", ""},
+	{"enrol brokers scalar", "enrol:\n  brokers: ssl://h:8883\n", `h.yaml:2: enrol.brokers: expected a list, found the single value "ssl://h:8883"; write it as [ssl://h:8883] or as lines starting with "- "`, ""},
+	{"enrol broker no scheme", "enrol:\n  listen: :8443\n  brokers:\n    - ssl://h:8883\n    - h:1883\n", `h.yaml:5: enrol.brokers[1]: "h:1883" has no scheme; write tcp://HOST:PORT, e.g. tcp://h:1883`, ""},
+	{"enrol broker credentials", "enrol:\n  brokers: [\"ssl://u:hunter2@h:8883\"]\n", "h.yaml:2: enrol.brokers[0]: a user name or password does not belong", "hunter2"},
+	{"enrol external without account", "broker: tcp://h:1883\nenrol:\n  listen: :8443\n  brokers: [ssl://h:8883]\n", "h.yaml:3: enrol.listen: devices enrolled here need accounts at the external broker: set broker_user (Mosquitto's dynamic security admin) and broker_password_file (docs/provisioning.md)", ""},
+	{"enrol hosts", "enrol:\n  hosts: [hub.example, \"hub example\"]\n", `h.yaml:2: enrol.hosts[1]: host "hub example" is neither an IP address nor a valid host name (write the names and addresses devices reach the hub by, e.g. [hub.example, 192.168.1.10])`, ""},
+	{"enrol cert relative", "enrol:\n  cert: enrol.pem\n", `h.yaml:2: enrol.cert: "enrol.pem" is not an absolute path (write e.g. /var/lib/vaora-hub/enrol.pem)`, ""},
+	{"enrol key relative", "enrol:\n  key: enrol.key\n", `h.yaml:2: enrol.key: "enrol.key" is not an absolute path`, ""},
+	{"enrol broker ca relative", "enrol:\n  broker_ca: ca.pem\n", `h.yaml:2: enrol.broker_ca: "ca.pem" is not an absolute path (write e.g. /etc/mosquitto/certs/ca.pem)`, ""},
+	{"enrol device keys relative", "enrol:\n  device_keys: keys/device\n", `h.yaml:2: enrol.device_keys: "keys/device" is not an absolute path (write e.g. /etc/vaora-hub/keys/device)`, ""},
+	{"password age short", "enrol:\n  password_max_age: 30m\n", "h.yaml:2: enrol.password_max_age: 30m0s is out of range (allowed 1h to 8760h; write e.g. 720h for 30 days)", ""},
+	{"password age long", "enrol:\n  password_max_age: 9000h\n", "h.yaml:2: enrol.password_max_age: 9000h0m0s is out of range (allowed 1h to 8760h", ""},
+	{"password age days", "enrol:\n  password_max_age: 30d\n", `h.yaml:2: enrol.password_max_age: "30d" is not a duration (write e.g. 5s or 500ms)`, ""},
+	{"password age null", "enrol:\n  password_max_age:\n", "h.yaml:2: enrol.password_max_age: no value; write a value after the colon, or delete the line to use the default 720h0m0s", ""},
 	{"duplicate", "http: :1\nhttp: :2\n", "h.yaml:2: http: duplicate key (first set on line 1)", ""},
 	{"two documents", "---\nhttp: :1\n---\nhttp: :2\n", "h.yaml:3: a second YAML document", ""},
 	{"tab", "http: :1\n\tdb: x\n", "h.yaml:2: tab used for indentation", ""},
@@ -416,6 +449,7 @@ max_line_bytes: 0x100
 camera: {size: 1280X720, format: mjpeg, buffers: 4, decode_budget: 250ms, repeat_after: 1m}
 uplink: {batch_max: 1_000, resend_after: 1m30s, in_flight: 1}
 storage: {budget: 1 GiB, full_policy: admit}
+refresh_every: 6h
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -426,6 +460,7 @@ storage: {budget: 1 GiB, full_policy: admit}
 		Inputs:       []string{"stdin", "serial:/dev/ttyACM0", "evdev:/dev/input/by-id/usb-x-event-kbd", "camera:/dev/video0", "dir:/tmp/frames"},
 		MaxLineBytes: 256,
 		Keys:         "/etc/vaora/keys",
+		RefreshEvery: 6 * time.Hour,
 		Reader:       Reader{Baud: 9600, FallbackEncoding: "none", Layout: "us"},
 		Decision:     Decision{Claimed: "amber", DuplicateWindow: 5 * time.Minute, PresenceHorizon: 24 * time.Hour},
 		Outputs:      DefaultDevice().Outputs,
@@ -445,6 +480,41 @@ storage: {budget: 1 GiB, full_policy: admit}
 	}
 	if h.MQTTListen != "" || h.Broker != "tcp://mosquitto.internal:1883" || h.WorkerID != "hub-a.example-1234" {
 		t.Errorf("external broker hub = %+v", h)
+	}
+	// Provisioning: an external Mosquitto with the hub's dynamic security account, and the enrolment endpoint.
+	h, err = ParseHub("h.yaml", []byte(`broker: tcp://127.0.0.1:1883
+broker_user: vaorahub
+broker_password_file: /etc/vaora-hub/broker-password
+enrol:
+  listen: :8443
+  cert: /srv/hub/enrol.pem
+  key: /srv/hub/enrol.key
+  hosts: [hub.example, 192.168.1.10, "::1"]
+  brokers:
+    - ssl://hub.example:8883
+    - tcp://192.168.1.10:1883
+  broker_ca: /etc/mosquitto/certs/ca.pem
+  device_keys: /etc/vaora-hub/keys/device
+  password_max_age: 2160h
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnrol := Enrol{Listen: ":8443", Cert: "/srv/hub/enrol.pem", Key: "/srv/hub/enrol.key",
+		Hosts: []string{"hub.example", "192.168.1.10", "::1"}, Brokers: []string{"ssl://hub.example:8883", "tcp://192.168.1.10:1883"},
+		BrokerCA: "/etc/mosquitto/certs/ca.pem", DeviceKeys: "/etc/vaora-hub/keys/device", PasswordMaxAge: 90 * 24 * time.Hour}
+	if !reflect.DeepEqual(h.Enrol, wantEnrol) || h.BrokerUser != "vaorahub" ||
+		h.BrokerPasswordFile != "/etc/vaora-hub/broker-password" || h.BrokerAuth != "open" || h.MQTTListen != "" {
+		t.Errorf("provisioning hub = %+v", h)
+	}
+	// The embedded broker, closed to all but enrolled devices; enrol keys left out keep their defaults.
+	h, err = ParseHub("h.yaml", []byte("mqtt_listen: :1883\nbroker_auth: enrolled\nenrol:\n  listen: :8443\n  brokers: [tcp://hub.example:1883]\n"))
+	if err != nil || h.BrokerAuth != "enrolled" || h.Enrol.Listen != ":8443" || h.Enrol.PasswordMaxAge != 720*time.Hour ||
+		!reflect.DeepEqual(h.Enrol.Hosts, []string{}) {
+		t.Errorf("embedded enrolled hub = %+v, %v", h, err)
+	}
+	if d, err := ParseDevice("d.yaml", []byte(minimal+"refresh_every: 0s\n")); err != nil || d.RefreshEvery != 0 {
+		t.Errorf("refresh_every: 0s (never) = %v, %v", d.RefreshEvery, err)
 	}
 	if h, err := ParseHub("h.yaml", []byte("http: :0\nmqtt_listen: '[::1]:0'\n")); err != nil || h.HTTP != ":0" {
 		t.Errorf("port 0 listen = %+v, %v", h, err)
@@ -474,6 +544,11 @@ func TestValidateAfterOverride(t *testing.T) {
 	}
 	h.MQTTListen = ""
 	if err := h.Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+	// As vaorahub applies --enrol-listen without --enrol-brokers to a config that has none.
+	h.Enrol.Listen = ":8443"
+	if err := h.Validate(); err == nil || !strings.HasPrefix(err.Error(), "enrol.brokers: empty, but enrol.listen is set") {
 		t.Errorf("Validate = %v", err)
 	}
 }
@@ -546,8 +621,22 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if back, err := ParseDevice("out.yaml", out); err != nil || !reflect.DeepEqual(back, d) {
 		t.Errorf("round trip = %+v, %v; want %+v", back, err, d)
 	}
+	d.RefreshEvery = 90 * time.Minute
+	out = must(yaml.Marshal(d))
+	if !strings.Contains(string(out), "\nrefresh_every: 1h30m0s\n") {
+		t.Errorf("refresh_every not written as a duration:\n%s", out)
+	}
+	if back, err := ParseDevice("out.yaml", out); err != nil || !reflect.DeepEqual(back, d) {
+		t.Errorf("round trip of refresh_every = %+v, %v; want %+v", back, err, d)
+	}
 	h := must(ParseHub("h.yaml", HubExample))
-	if back, err := ParseHub("out.yaml", must(yaml.Marshal(h))); err != nil || !reflect.DeepEqual(back, h) {
+	h.Enrol.PasswordMaxAge = 36 * time.Hour
+	h.Enrol.Listen, h.Enrol.Brokers, h.Enrol.Hosts = ":8443", []string{"ssl://hub.example:8883"}, []string{"hub.example"}
+	out = must(yaml.Marshal(h))
+	if !strings.Contains(string(out), "password_max_age: 36h0m0s") {
+		t.Errorf("password_max_age not written as a duration:\n%s", out)
+	}
+	if back, err := ParseHub("out.yaml", out); err != nil || !reflect.DeepEqual(back, h) {
 		t.Errorf("round trip = %+v, %v; want %+v", back, err, h)
 	}
 }

@@ -62,11 +62,17 @@ const (
 	maxDecodeBudget = 2 * time.Second
 	minRepeatAfter  = 100 * time.Millisecond
 	maxRepeatAfter  = 10 * time.Minute
-	maxTopicRoot    = 256  // bytes; a topic root is a couple of short levels
-	maxTopicLevel   = 128  // bytes; a worker id is hostname-pid
-	maxGPIOLine     = 1023 // a line offset on one chip; the Pi's header lines are 0 to 27
-	minBaud         = 1200
-	maxBaud         = 4000000
+	// A refresh is one HTTPS call; more often than a minute would load the hub for nothing, rarer than a month
+	// would leave a rotated key or password unfetched.
+	minRefreshEvery   = time.Minute
+	maxRefreshEvery   = 720 * time.Hour
+	minPasswordMaxAge = time.Hour
+	maxPasswordMaxAge = 8760 * time.Hour
+	maxTopicRoot      = 256  // bytes; a topic root is a couple of short levels
+	maxTopicLevel     = 128  // bytes; a worker id is hostname-pid
+	maxGPIOLine       = 1023 // a line offset on one chip; the Pi's header lines are 0 to 27
+	minBaud           = 1200
+	maxBaud           = 4000000
 )
 
 // Encodings a reader's bytes may fall back to, and keyboard layouts a wedge may type in.
@@ -144,6 +150,9 @@ func (d *Device) validate() *Error {
 	}
 	if msg := checkAbsPath(d.Keys, "/etc/vaora/keys"); msg != "" {
 		return bad("keys", "%s", msg)
+	}
+	if r := d.RefreshEvery; r != 0 && (r < minRefreshEvery || r > maxRefreshEvery) {
+		return bad("refresh_every", "%s is out of range (allowed 0, never, or 1m to 720h; write e.g. 24h)", r)
 	}
 	if e := checkRange("reader.baud", d.Reader.Baud); e != nil {
 		return e
@@ -248,6 +257,11 @@ func (h *Hub) validate() *Error {
 			return bad("broker", "%s", msg)
 		}
 	}
+	switch h.BrokerAuth {
+	case "open", "enrolled":
+	default:
+		return bad("broker_auth", "%s: write open (the embedded broker admits any client, as make demo needs) or enrolled (only the hub and provisioned, unrevoked devices, each limited to its own topics)", quote(h.BrokerAuth))
+	}
 	switch {
 	case h.MQTTListen == "" && h.Broker == "":
 		return bad("mqtt_listen", "no broker: set mqtt_listen for the embedded broker (e.g. 127.0.0.1:1883) or broker for an external one (e.g. tcp://192.168.1.10:1883)")
@@ -273,6 +287,86 @@ func (h *Hub) validate() *Error {
 		if msg := checkTopicLevel(h.WorkerID, "hub-1"); msg != "" {
 			return bad("worker_id", "%s", msg)
 		}
+	}
+	if e := h.validateAccount(); e != nil {
+		return e
+	}
+	return h.Enrol.validate(h.Broker != "" && h.BrokerUser == "")
+}
+
+// validateAccount checks broker_auth against the broker in use, and the hub's account at an external broker.
+func (h *Hub) validateAccount() *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if h.Broker != "" && h.BrokerAuth != "open" {
+		return bad("broker_auth", "%s applies to the embedded broker, and this hub uses the external broker %s: "+
+			"there, devices are limited by Mosquitto's dynamic security (docs/provisioning.md); delete broker_auth", quote(h.BrokerAuth), quote(h.Broker))
+	}
+	if h.BrokerUser == "" {
+		if h.BrokerPasswordFile != "" {
+			return bad("broker_password_file", "set, but broker_user is empty; write the account's name, e.g. broker_user: vaorahub, or delete broker_password_file")
+		}
+		return nil
+	}
+	if h.Broker == "" {
+		return bad("broker_user", "the hub's account at an external broker, but this hub runs the embedded broker "+
+			"(mqtt_listen); set broker, or delete broker_user and broker_password_file")
+	}
+	if hasSpaceOrControl(h.BrokerUser) || len(h.BrokerUser) > 128 {
+		return bad("broker_user", "%s is not an MQTT user name: write at most 128 bytes without spaces, e.g. vaorahub", quote(h.BrokerUser))
+	}
+	if h.BrokerPasswordFile == "" {
+		return bad("broker_password_file", "required with broker_user; write the file that holds its password, e.g. broker_password_file: /etc/vaora-hub/broker-password")
+	}
+	if msg := checkAbsPath(h.BrokerPasswordFile, "/etc/vaora-hub/broker-password"); msg != "" {
+		return bad("broker_password_file", "%s", msg)
+	}
+	return nil
+}
+
+// validate checks the enrolment section; needAccount says the hub uses an external broker without an account.
+func (e *Enrol) validate(needAccount bool) *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: "enrol." + key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if e.Listen != "" {
+		if msg := checkListen(e.Listen, "192.168.1.10:8443"); msg != "" {
+			return bad("listen", "%s", msg)
+		}
+		if len(e.Brokers) == 0 {
+			return bad("brokers", "empty, but enrol.listen is set; list the broker URLs devices are given, ssl:// first, e.g. brokers: [ssl://hub.example:8883]")
+		}
+		if needAccount {
+			return bad("listen", "devices enrolled here need accounts at the external broker: set broker_user "+
+				"(Mosquitto's dynamic security admin) and broker_password_file (docs/provisioning.md)")
+		}
+	}
+	for _, p := range []struct{ key, path, example string }{
+		{"cert", e.Cert, "/var/lib/vaora-hub/enrol.pem"},
+		{"key", e.Key, "/var/lib/vaora-hub/enrol.key"},
+		{"broker_ca", e.BrokerCA, "/etc/mosquitto/certs/ca.pem"},
+		{"device_keys", e.DeviceKeys, "/etc/vaora-hub/keys/device"},
+	} {
+		if p.path == "" {
+			continue
+		}
+		if msg := checkAbsPath(p.path, p.example); msg != "" {
+			return bad(p.key, "%s", msg)
+		}
+	}
+	for i, host := range e.Hosts {
+		if msg := checkHost(host); msg != "" {
+			return bad(fmt.Sprintf("hosts[%d]", i), "%s (write the names and addresses devices reach the hub by, e.g. [hub.example, 192.168.1.10])", msg)
+		}
+	}
+	for i, b := range e.Brokers {
+		if msg := checkBroker(b); msg != "" {
+			return bad(fmt.Sprintf("brokers[%d]", i), "%s", msg)
+		}
+	}
+	if a := e.PasswordMaxAge; a < minPasswordMaxAge || a > maxPasswordMaxAge {
+		return bad("password_max_age", "%s is out of range (allowed 1h to 8760h; write e.g. 720h for 30 days)", a)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -48,7 +49,7 @@ func provisionCmd(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "write the code as a QR in this PNG file")
 	hubConfig := fs.String("hub-config", "", "the hub's config file (for its database)")
 	dbURL := fs.String("db", "", "the hub's database (default: the hub config's)")
-	cert := fs.String("cert", "", "the hub's enrolment certificate (default: the database's directory/enrol.pem)")
+	cert := fs.String("cert", "", "the hub's enrolment certificate (default: the hub config's enrol.cert, else the database's directory/enrol.pem)")
 	signWith := fs.String("sign-with", "", "sign the code with this issuer key (the hub's issuer.key), so that a device "+
 		"already provisioned accepts it")
 	fs.Usage = func() { fmt.Fprintln(stderr, provisionUsage); fs.PrintDefaults() }
@@ -73,7 +74,7 @@ func provisionCmd(args []string, stdout, stderr io.Writer) error {
 	if *dbURL != "" {
 		cfg.DB = *dbURL
 	}
-	certFile := *cert
+	certFile := cmp.Or(*cert, cfg.Enrol.Cert) // the flag, else the hub config's enrol.cert
 	if certFile == "" {
 		dir := "/var/lib/vaora-hub"
 		if p, ok := strings.CutPrefix(cfg.DB, "sqlite:"); ok {

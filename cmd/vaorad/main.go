@@ -76,7 +76,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	metricsListen := fs.String("metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 (default: metrics.listen, none)")
 	controlSocket := fs.String("control", "", "control socket for vaoractl status (default: control.socket, /run/vaora/vaorad.sock)")
 	echo := fs.Bool("echo", false, "show what is typed on a terminal input (off: codes hold personal data)")
-	refreshEvery := fs.Duration("refresh-every", 24*time.Hour, "a provisioned device refreshes its credentials and keys from the hub this often (0: never)")
+	refreshEvery := fs.Duration("refresh-every", 0, "a provisioned device refreshes its credentials and keys from the hub this often, 0: never (default: refresh_every, 24h)")
 	var ins inputs
 	fs.Var(&ins, "input", "input source, repeatable: stdin, serial:PATH[,BAUD] (a reader in serial mode),\n"+
 		"evdev:PATH[,layout=us|de|fr] (a reader in keyboard mode), camera:/dev/videoN[,size=WxH][,format=auto|yuyv|mjpeg|grey][,fps=N],\n"+
@@ -126,6 +126,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
+	}
+	// After Validate: the flag, for tests and one-offs, may be shorter than refresh_every's 1m.
+	if set["refresh-every"] {
+		if *refreshEvery < 0 {
+			return usageError{fmt.Errorf("--refresh-every %s: want 0 (never) or a positive duration", *refreshEvery)}
+		}
+		cfg.RefreshEvery = *refreshEvery
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -316,7 +323,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		eg.Go(func() error { return op(ectx) })
 	}
 	eg.Go(func() error { return up.Run(ectx) })
-	eg.Go(func() error { return lc.refresh(ectx, *refreshEvery, mon.lastScanAge) })
+	eg.Go(func() error { return lc.refresh(ectx, cfg.RefreshEvery, mon.lastScanAge) })
 	if serveKiosk != nil {
 		eg.Go(func() error { return serveKiosk(ectx) })
 	}

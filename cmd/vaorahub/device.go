@@ -16,7 +16,8 @@ import (
 const deviceUsage = `usage:
   vaorahub device list
   vaorahub device revoke ID
-common flags: --config FILE, --db URL, and for Mosquitto --broker URL --broker-user U --broker-password-file F
+common flags (before the ID): --config FILE (the hub's config: its database and, for Mosquitto, broker, broker_user
+and broker_password_file), or --db URL and for Mosquitto --broker URL --broker-user U --broker-password-file F
 revoke forgets the device's broker password (it can no longer connect or refresh) and, at Mosquitto, deletes its
 account, which also cuts its open connections. Its entries stay. To bring it back, provision it again.`
 

@@ -24,9 +24,11 @@ import (
 	"github.com/vaora/vaora/sync/wire"
 )
 
-// enrolFlags configure provisioning (docs/provisioning.md): the enrolment endpoint, what devices are told, and the
-// hub's account at a Mosquitto with the dynamic security plugin.
+// enrolFlags are the provisioning flags (docs/provisioning.md): the enrolment endpoint, what devices are told, and
+// the hub's account at a Mosquitto with the dynamic security plugin. Each overrides a key of the hub's config file
+// (enrol.*, broker_auth, broker_user, broker_password_file), where an installation keeps them.
 type enrolFlags struct {
+	fs                                                      *flag.FlagSet
 	listen, cert, key, hosts, brokers, brokerCA, deviceKeys *string
 	user, passwordFile                                      *string
 	brokerAuth                                              *string
@@ -35,19 +37,54 @@ type enrolFlags struct {
 
 func addEnrolFlags(fs *flag.FlagSet) enrolFlags {
 	return enrolFlags{
-		listen:       fs.String("enrol-listen", "", "serve device enrolment over HTTPS on this address, e.g. :8443 (default: none)"),
-		cert:         fs.String("enrol-cert", "", "enrolment TLS certificate, made self-signed at first start if absent with its key (default: DATA/enrol.pem)"),
-		key:          fs.String("enrol-key", "", "its private key (default: DATA/enrol.key; DATA is the SQLite file's directory or /var/lib/vaora-hub)"),
-		hosts:        fs.String("enrol-hosts", "", "comma-separated names and addresses for a certificate the hub makes"),
-		brokers:      fs.String("enrol-brokers", "", "comma-separated broker URLs devices are given, ssl:// first (e.g. ssl://hub.example:8883)"),
-		brokerCA:     fs.String("enrol-broker-ca", "", "PEM file of the CA of the broker's TLS certificate, given to devices"),
-		deviceKeys:   fs.String("enrol-device-keys", "", "directory of what devices get: service.pub, authority.pub, subject.key, issuer*.pub (default: KEYS/device)"),
-		user:         fs.String("broker-user", "", "the hub's account at an external broker; with --enrol-listen it must be Mosquitto's dynamic security admin"),
-		passwordFile: fs.String("broker-password-file", "", "file holding that account's password"),
-		passwordMaxAge: fs.Duration("enrol-password-max-age", enrol.DefaultPasswordMaxAge, "a device's refresh "+
-			"replaces its broker password once it is this old (each replacement restarts the device once)"),
-		brokerAuth: fs.String("broker-auth", "open", "embedded broker: open (any client, as make demo needs) or "+
-			"enrolled (only the hub and provisioned, unrevoked devices, each limited to its own topics)"),
+		fs:           fs,
+		listen:       fs.String("enrol-listen", "", "serve device enrolment over HTTPS on this address, e.g. :8443 (default: enrol.listen, none)"),
+		cert:         fs.String("enrol-cert", "", "enrolment TLS certificate, made self-signed at first start if absent with its key (default: enrol.cert, DATA/enrol.pem)"),
+		key:          fs.String("enrol-key", "", "its private key (default: enrol.key, DATA/enrol.key; DATA is the SQLite file's directory or /var/lib/vaora-hub)"),
+		hosts:        fs.String("enrol-hosts", "", "comma-separated names and addresses for a certificate the hub makes (default: enrol.hosts)"),
+		brokers:      fs.String("enrol-brokers", "", "comma-separated broker URLs devices are given, ssl:// first, e.g. ssl://hub.example:8883 (default: enrol.brokers)"),
+		brokerCA:     fs.String("enrol-broker-ca", "", "PEM file of the CA of the broker's TLS certificate, given to devices (default: enrol.broker_ca)"),
+		deviceKeys:   fs.String("enrol-device-keys", "", "directory of what devices get: service.pub, authority.pub, subject.key, issuer*.pub (default: enrol.device_keys, KEYS/device)"),
+		user:         fs.String("broker-user", "", "the hub's account at an external broker; with enrolment it must be Mosquitto's dynamic security admin (default: broker_user)"),
+		passwordFile: fs.String("broker-password-file", "", "file holding that account's password (default: broker_password_file)"),
+		passwordMaxAge: fs.Duration("enrol-password-max-age", 0, "a device's refresh replaces its broker password once "+
+			"it is this old; each replacement restarts the device once (default: enrol.password_max_age, 720h)"),
+		brokerAuth: fs.String("broker-auth", "", "embedded broker: open (any client, as make demo needs) or enrolled "+
+			"(only the hub and provisioned, unrevoked devices, each limited to its own topics) (default: broker_auth, open)"),
+	}
+}
+
+// apply puts the flags given on the command line over the config file's keys; the caller validates the result.
+func (e enrolFlags) apply(cfg *configs.Hub) {
+	set := map[string]bool{}
+	e.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, p := range map[string]struct {
+		dst  *string
+		v    string
+		path bool // a file or directory: relative to here on the command line, as a person expects
+	}{
+		"enrol-listen": {&cfg.Enrol.Listen, *e.listen, false}, "enrol-cert": {&cfg.Enrol.Cert, *e.cert, true},
+		"enrol-key": {&cfg.Enrol.Key, *e.key, true}, "enrol-broker-ca": {&cfg.Enrol.BrokerCA, *e.brokerCA, true},
+		"enrol-device-keys": {&cfg.Enrol.DeviceKeys, *e.deviceKeys, true}, "broker-user": {&cfg.BrokerUser, *e.user, false},
+		"broker-password-file": {&cfg.BrokerPasswordFile, *e.passwordFile, true},
+		"broker-auth":          {&cfg.BrokerAuth, *e.brokerAuth, false},
+	} {
+		if !set[name] {
+			continue
+		}
+		*p.dst = p.v
+		if abs, err := filepath.Abs(p.v); err == nil && p.path && p.v != "" {
+			*p.dst = abs
+		}
+	}
+	if set["enrol-hosts"] {
+		cfg.Enrol.Hosts = split(*e.hosts)
+	}
+	if set["enrol-brokers"] {
+		cfg.Enrol.Brokers = split(*e.brokers)
+	}
+	if set["enrol-password-max-age"] {
+		cfg.Enrol.PasswordMaxAge = *e.passwordMaxAge
 	}
 }
 
@@ -58,19 +95,19 @@ func dataDir(cfg configs.Hub) string {
 	return "/var/lib/vaora-hub"
 }
 
-// account is the hub's broker account ("" when none).
-func (e enrolFlags) account() (user, password string, err error) {
-	if *e.user == "" {
+// hubAccount is the hub's account at an external broker ("" when none).
+func hubAccount(cfg configs.Hub) (user, password string, err error) {
+	switch {
+	case cfg.BrokerUser == "":
 		return "", "", nil
+	case cfg.BrokerPasswordFile == "": // Validate says so too; `vaorahub device` does not validate
+		return "", "", usageError{errors.New("broker_user (--broker-user) needs broker_password_file (--broker-password-file)")}
 	}
-	if *e.passwordFile == "" {
-		return "", "", usageError{errors.New("--broker-user needs --broker-password-file")}
-	}
-	b, err := os.ReadFile(*e.passwordFile)
+	b, err := os.ReadFile(cfg.BrokerPasswordFile)
 	if err != nil {
-		return "", "", usageError{fmt.Errorf("--broker-password-file: %v", err)}
+		return "", "", usageError{fmt.Errorf("broker_password_file (--broker-password-file): %v", err)}
 	}
-	return *e.user, strings.TrimSpace(string(b)), nil
+	return cfg.BrokerUser, strings.TrimSpace(string(b)), nil
 }
 
 // withAccount puts the hub's account into the broker URL its MQTT clients dial (paho reads it from there).
@@ -96,57 +133,62 @@ func split(s string) []string {
 	return out
 }
 
-// dynsec connects to the external broker's dynamic security plugin; nil for the embedded broker.
+// dynsec connects to the external broker's dynamic security plugin, with the flags applied over cfg (for `vaorahub
+// device`); nil for the embedded broker.
 func (e enrolFlags) dynsec(ctx context.Context, cfg configs.Hub, log *slog.Logger) (*enrol.Dynsec, error) {
+	e.apply(&cfg)
+	return dialDynsec(ctx, cfg, log)
+}
+
+func dialDynsec(ctx context.Context, cfg configs.Hub, log *slog.Logger) (*enrol.Dynsec, error) {
 	if cfg.Broker == "" {
 		return nil, nil
 	}
-	user, password, err := e.account()
+	user, password, err := hubAccount(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if user == "" {
-		return nil, usageError{errors.New("device accounts at an external broker need --broker-user (Mosquitto's " +
-			"dynamic security admin) and --broker-password-file; docs/provisioning.md")}
+		return nil, usageError{errors.New("device accounts at an external broker need broker_user (Mosquitto's " +
+			"dynamic security admin) and broker_password_file in the hub's config (or --broker-user, " +
+			"--broker-password-file); docs/provisioning.md")}
 	}
 	host, _ := os.Hostname()
 	return enrol.DialDynsec(ctx, cfg.Broker, user, password, nil, wire.Topics{Root: cfg.TopicRoot},
 		fmt.Sprintf("vaorahub-%s-%d-dynsec", host, os.Getpid()), log)
 }
 
-// serve starts the enrolment endpoint; nil when --enrol-listen is not set.
-func (e enrolFlags) serve(ctx context.Context, cfg configs.Hub, db *store.DB, stdout io.Writer, log *slog.Logger) (func(context.Context) error, func(), error) {
-	if *e.listen == "" {
+// startEnrol starts the enrolment endpoint (cfg has been validated); nil when enrol.listen is not set.
+func startEnrol(ctx context.Context, cfg configs.Hub, db *store.DB, stdout io.Writer, log *slog.Logger) (func(context.Context) error, func(), error) {
+	ec := cfg.Enrol
+	if ec.Listen == "" {
 		return nil, func() {}, nil
 	}
-	brokers := split(*e.brokers)
-	if len(brokers) == 0 {
-		return nil, nil, usageError{errors.New("--enrol-listen needs --enrol-brokers: the broker URLs devices reach, e.g. ssl://hub.example:8883")}
-	}
+	brokers := ec.Brokers
 	var ca string
-	if *e.brokerCA != "" {
-		b, err := os.ReadFile(*e.brokerCA)
+	if ec.BrokerCA != "" {
+		b, err := os.ReadFile(ec.BrokerCA)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--enrol-broker-ca: %v", err)}
+			return nil, nil, usageError{fmt.Errorf("enrol.broker_ca (--enrol-broker-ca): %v", err)}
 		}
 		ca = string(b)
 	}
-	keys := *e.deviceKeys
+	keys := ec.DeviceKeys
 	if keys == "" {
 		keys = filepath.Join(cfg.Keys, "device")
 	}
-	certFile, keyFile := *e.cert, *e.key
+	certFile, keyFile := ec.Cert, ec.Key
 	if certFile == "" {
 		certFile = filepath.Join(dataDir(cfg), "enrol.pem")
 	}
 	if keyFile == "" {
 		keyFile = filepath.Join(dataDir(cfg), "enrol.key")
 	}
-	cert, pin, err := enrol.Certificate(certFile, keyFile, split(*e.hosts))
+	cert, pin, err := enrol.Certificate(certFile, keyFile, ec.Hosts)
 	if err != nil {
 		return nil, nil, err
 	}
-	dyn, err := e.dynsec(ctx, cfg, log.With("component", "dynsec"))
+	dyn, err := dialDynsec(ctx, cfg, log.With("component", "dynsec"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -155,23 +197,23 @@ func (e enrolFlags) serve(ctx context.Context, cfg configs.Hub, db *store.DB, st
 	if dyn != nil {
 		accounts, closeDyn = dyn, dyn.Close
 		// The hub's account needs the hub's topics besides the plugin's; given here, before ingest connects.
-		if user, _, _ := e.account(); user != "" {
-			if err := dyn.EnsureHubRole(ctx, user); err != nil {
+		if cfg.BrokerUser != "" {
+			if err := dyn.EnsureHubRole(ctx, cfg.BrokerUser); err != nil {
 				closeDyn()
 				return nil, nil, err
 			}
 		}
 	}
 	svc, err := enrol.New(enrol.Config{DB: db, Accounts: accounts, Brokers: brokers, BrokerCA: ca, TopicRoot: cfg.TopicRoot,
-		DeviceKeys: keys, PasswordMaxAge: *e.passwordMaxAge, Log: log.With("component", "enrol")})
+		DeviceKeys: keys, PasswordMaxAge: ec.PasswordMaxAge, Log: log.With("component", "enrol")})
 	if err != nil {
 		closeDyn()
 		return nil, nil, usageError{err}
 	}
-	ln, err := net.Listen("tcp", *e.listen)
+	ln, err := net.Listen("tcp", ec.Listen)
 	if err != nil {
 		closeDyn()
-		return nil, nil, fmt.Errorf("enrolment: listen on %s: %w", *e.listen, err)
+		return nil, nil, fmt.Errorf("enrolment: listen on %s: %w (enrol.listen)", ec.Listen, err)
 	}
 	fmt.Fprintf(stdout, "enrol: https://%s pin %s\n", ln.Addr(), pin)
 	log.Info("enrolment endpoint", "addr", ln.Addr().String(), "cert", certFile, "pin", pin.String(), "brokers", brokers)
@@ -201,16 +243,12 @@ func redactBroker(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// embeddedAuth is the embedded broker's authentication: nil with --broker-auth open. The hub's own clients get a
-// password made at each start.
-func (e enrolFlags) embeddedAuth(cfg configs.Hub, db *store.DB, log *slog.Logger) (*broker.Auth, error) {
-	switch *e.brokerAuth {
-	case "open":
-		return nil, nil
-	case "enrolled":
-	default:
-		return nil, usageError{fmt.Errorf("--broker-auth %q: want open or enrolled", *e.brokerAuth)}
+// embeddedAuth is the embedded broker's authentication: nil with broker_auth open (Validate allows only open and
+// enrolled). The hub's own clients get a password made at each start.
+func embeddedAuth(cfg configs.Hub, db *store.DB, log *slog.Logger) *broker.Auth {
+	if cfg.BrokerAuth != "enrolled" {
+		return nil
 	}
 	return &broker.Auth{Devices: db, Topics: wire.Topics{Root: cfg.TopicRoot}, HubUser: "vaorahub",
-		HubPassword: rand.Text(), Log: log.With("component", "broker")}, nil
+		HubPassword: rand.Text(), Log: log.With("component", "broker")}
 }

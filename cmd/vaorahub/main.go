@@ -117,6 +117,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if set["mqtt-listen"] {
 		cfg.MQTTListen, cfg.Broker = *mqttListen, ""
 	}
+	ef.apply(&cfg)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -147,10 +148,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	brokerAddr := cfg.Broker
 	var embedded *broker.Auth
 	if cfg.MQTTListen != "" {
-		auth, err := ef.embeddedAuth(cfg, db, log) // nil: any client (--broker-auth open, the default)
-		if err != nil {
-			return err
-		}
+		auth := embeddedAuth(cfg, db, log) // nil: any client (broker_auth open, the default)
 		b, err := broker.StartWith(cfg.MQTTListen, auth, log)
 		if err != nil {
 			return err
@@ -172,12 +170,12 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log.Info("hub started", "http", ln.Addr().String(), "broker", brokerAddr, "db", store.Redact(cfg.DB),
 		"topic_root", cfg.TopicRoot, "worker", cfg.WorkerID)
 
-	serveEnrol, closeEnrol, err := ef.serve(ctx, cfg, db, stdout, log)
+	serveEnrol, closeEnrol, err := startEnrol(ctx, cfg, db, stdout, log)
 	if err != nil {
 		return err
 	}
 	defer closeEnrol()
-	if user, password, err := ef.account(); err != nil {
+	if user, password, err := hubAccount(cfg); err != nil {
 		return err
 	} else if cfg.Broker != "" {
 		brokerAddr = withAccount(brokerAddr, user, password) // the hub's own clients log in (paho reads the URL)
