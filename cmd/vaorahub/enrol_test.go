@@ -24,9 +24,9 @@ import (
 
 	"github.com/vaora/vaora/configs"
 	"github.com/vaora/vaora/hub/enrol"
+	"github.com/vaora/vaora/hub/enrol/enroltest"
 	"github.com/vaora/vaora/hub/store"
 	syncenrol "github.com/vaora/vaora/sync/enrol"
-	"github.com/vaora/vaora/sync/seal"
 )
 
 // lockedBuffer is the hub's stdout, read by the test while the hub writes it.
@@ -66,35 +66,13 @@ func (l *lockedBuffer) waitLine(t *testing.T, prefix string, done <-chan error) 
 	return ""
 }
 
-// writeDeviceKeys writes what a hub hands devices: the public halves and the subject secret.
-func writeDeviceKeys(t *testing.T, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, role := range seal.Roles {
-		k, err := seal.Generate(role, rand.Reader, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if role == seal.RoleSubject {
-			err = seal.WriteKeyFile(filepath.Join(dir, "subject.key"), k, true)
-		} else {
-			err = seal.WriteKeyFile(filepath.Join(dir, string(role)+".pub"), k, false)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestEnrolFromConfigFile: a hub started with nothing but --config serves enrolment as its file says (enrol.*,
 // broker_auth), as the packaged unit runs it: the certificate at enrol.cert with enrol.hosts in it, the brokers and
 // device keys handed to a device that enrols, and the embedded broker admitting that device but no anonymous client.
 func TestEnrolFromConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	devKeys := filepath.Join(dir, "device-keys")
-	writeDeviceKeys(t, devKeys)
+	enroltest.DeviceKeys(t, devKeys)
 	dbPath := filepath.Join(dir, "hub.db")
 	certFile, keyFile := filepath.Join(dir, "tls", "hub-enrol.pem"), filepath.Join(dir, "tls", "hub-enrol.key")
 	if err := os.Mkdir(filepath.Dir(certFile), 0o700); err != nil {

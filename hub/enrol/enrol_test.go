@@ -14,28 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaora/vaora/hub/enrol/enroltest"
 	"github.com/vaora/vaora/hub/store"
 	syncenrol "github.com/vaora/vaora/sync/enrol"
 	"github.com/vaora/vaora/sync/seal"
 )
 
-// deviceKeysDir writes what a hub hands devices: the public halves and the subject secret.
+// deviceKeysDir writes what a hub hands devices into a new directory.
 func deviceKeysDir(t testing.TB) string {
 	dir := t.TempDir()
-	for _, role := range seal.Roles {
-		k, err := seal.Generate(role, rand.Reader, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if role == seal.RoleSubject {
-			err = seal.WriteKeyFile(filepath.Join(dir, "subject.key"), k, true)
-		} else {
-			err = seal.WriteKeyFile(filepath.Join(dir, string(role)+".pub"), k, false)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	enroltest.DeviceKeys(t, dir)
 	return dir
 }
 

@@ -21,8 +21,17 @@ import (
 	"time"
 )
 
-// Dynsec is where Debian's mosquitto package puts the dynamic security plugin.
-const Dynsec = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+// examplePlugin is the plugin path configs/mosquitto-secure.example.conf names (an amd64 machine's).
+const examplePlugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+
+// dynsec is where Debian's mosquitto package put the dynamic security plugin on this machine ("" if nowhere).
+func dynsec() string {
+	m, _ := filepath.Glob("/usr/lib/*/mosquitto_dynamic_security.so")
+	if len(m) == 0 {
+		return ""
+	}
+	return m[0]
+}
 
 // Mosquitto is a private broker with a plain listener (for the hub, on 127.0.0.1) and a TLS one (for devices).
 type Mosquitto struct {
@@ -51,8 +60,8 @@ func Need(t testing.TB) {
 			t.Skipf("%s not on PATH: skipping (apt-get install mosquitto mosquitto-clients)", bin)
 		}
 	}
-	if _, err := os.Stat(Dynsec); err != nil {
-		t.Skipf("%s missing: skipping (Debian's mosquitto package ships it)", Dynsec)
+	if dynsec() == "" {
+		t.Skip("mosquitto_dynamic_security.so not under /usr/lib/*/: skipping (Debian's mosquitto package ships it)")
 	}
 }
 
@@ -86,14 +95,14 @@ func Start(t testing.TB) *Mosquitto {
 		t.Fatal(err)
 	}
 	conf := strings.NewReplacer(
-		"/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so", Dynsec,
+		examplePlugin, dynsec(),
 		"/var/lib/mosquitto/dynamic-security.json", dyn,
 		"persistence true", "persistence false",
 		"listener 1883 127.0.0.1", fmt.Sprintf("listener %d 127.0.0.1", plain),
 		"listener 8883", fmt.Sprintf("listener %d 127.0.0.1", secure),
 		"/etc/mosquitto/certs/", dir+"/",
 	).Replace(string(example))
-	if strings.Count(conf, dir+"/") < 4 || strings.Contains(conf, "\nlistener 8883") || !strings.Contains(conf, "\nplugin "+Dynsec) {
+	if strings.Count(conf, dir+"/") < 4 || strings.Contains(conf, "\nlistener 8883") || !strings.Contains(conf, "\nplugin "+dynsec()) {
 		t.Fatalf("configs/mosquitto-secure.example.conf changed shape; update enroltest:\n%s", conf)
 	}
 	confPath := filepath.Join(dir, "mosquitto.conf")
