@@ -30,9 +30,6 @@ const (
 	stuckAfter = 10 * time.Second
 	// storeTimeout: the outbox must answer a one-entry read within this.
 	storeTimeout = 5 * time.Second
-	// mqttFresh: the uplink publishes its retained status on connect and every minute while connected; a status
-	// made within this long says the broker connection was up then.
-	mqttFresh = 75 * time.Second
 )
 
 // inputWatch wraps an input's Source and notes where the gate's loop over it is: waiting in Next (healthy however
@@ -105,12 +102,10 @@ type monitor struct {
 	inputs          []*inputWatch
 	cams            []camStats
 
-	lastScan   atomic.Int64 // unix nanoseconds of the last outcome shown; 0: none yet
-	mqttStatus atomic.Int64 // unix nanoseconds the uplink last made its status (it was connected then)
-	mqttEver   atomic.Bool
-	// connected, once set, is the uplink's own answer (sync/uplink Connected): it changes the moment the connection
-	// is lost, where the status messages only say so within mqttFresh.
-	connected atomic.Pointer[func() bool]
+	lastScan atomic.Int64 // unix nanoseconds of the last outcome shown; 0: none yet
+	mqttEver atomic.Bool  // the uplink has been connected since start
+	// connected is the uplink's own answer (sync/uplink Connected), set before anything reads the state; nil: never.
+	connected func() bool
 
 	mu       sync.Mutex
 	scans    map[[2]string]uint64 // (result, state) → count
@@ -158,30 +153,18 @@ func (m *monitor) Show(o gate.Outcome) {
 }
 
 // uplinkStatus notes that the uplink made its status message: it does so only while connected.
-func (m *monitor) uplinkStatus() {
-	m.mqttStatus.Store(m.now().UnixNano())
-	m.mqttEver.Store(true)
-}
+func (m *monitor) uplinkStatus() { m.mqttEver.Store(true) }
 
-// mqttState is "online" (connected; without the uplink's answer, its status went out within mqttFresh), "offline"
-// (not now) or "connecting" (never since start).
+// mqttState is "online" (connected now), "offline" (connected once since start, not now) or "connecting" (never
+// since start).
 func (m *monitor) mqttState() string {
-	if c := m.connected.Load(); c != nil {
-		switch {
-		case (*c)():
-			return "online"
-		case !m.mqttEver.Load():
-			return "connecting"
-		}
+	switch {
+	case m.connected != nil && m.connected():
+		return "online"
+	case m.mqttEver.Load():
 		return "offline"
 	}
-	switch {
-	case !m.mqttEver.Load():
-		return "connecting"
-	case m.now().Sub(time.Unix(0, m.mqttStatus.Load())) <= mqttFresh:
-		return "online"
-	}
-	return "offline"
+	return "connecting"
 }
 
 // check decides whether the scan loop and the store are healthy, and notes the oldest unsynced entry on the way.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -183,6 +184,8 @@ func TestSuperviseWatchdog(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		st := &fakeStore{pending: 3, oldest: time.Now()}
 		m := newMonitor("gate-w", st, time.Now)
+		var up atomic.Bool // the uplink's connection
+		m.connected = up.Load
 		m.Show(gate.Outcome{Result: "accepted", State: decide.Amber})
 		n := &recNotify{}
 		done := make(chan error)
@@ -199,6 +202,7 @@ func TestSuperviseWatchdog(t *testing.T) {
 			count(got, "STATUS=pending=3 mqtt=connecting last_scan=25s") != 1 {
 			t.Fatalf("healthy, 30 s: %q", got)
 		}
+		up.Store(true)
 		m.uplinkStatus()
 		hang := make(chan struct{})
 		st.set(func(f *fakeStore) { f.hang = hang })

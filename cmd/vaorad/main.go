@@ -259,8 +259,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			list.status(dl, m)
 			return m
 		}}, ob)
-	connected := up.Connected
-	mon.connected.Store(&connected)
+	mon.connected = up.Connected // before the monitor's servers start
 	// What the gate tells: the terminal, then the configured outputs and the kiosk page.
 	fbs := feedbacks{feedback.NewTerminal(stdout)}
 	outs, closers, err := openOutputs(cfg.Outputs, cfg.DeviceID, log.With("component", "outputs"))

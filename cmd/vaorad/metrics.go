@@ -159,7 +159,7 @@ func (m *monitor) writeMetrics(w io.Writer) error {
 
 	p.family("vaora_clock_synchronised", "gauge", "1 when the kernel reports the wall clock synchronised (NTP), else 0.")
 	p.sample("vaora_clock_synchronised", b2f(m.synced()))
-	p.family("vaora_mqtt_connected", "gauge", "1 when the uplink published its status to the broker within the last 75 s (it does so only while connected).")
+	p.family("vaora_mqtt_connected", "gauge", "1 while the uplink is connected to the broker.")
 	p.sample("vaora_mqtt_connected", b2f(m.mqttState() == "online"))
 	p.family("vaora_stoplist_version", "gauge", "Version of the stop list in force (0: none received).")
 	v, issued, _, ok := m.stopList()
