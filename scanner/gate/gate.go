@@ -153,14 +153,19 @@ func (g *Gate) CurrentDirection() string {
 	case decide.ModeToggle:
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if g.toggled != "" {
-			return g.toggled
-		}
-		if g.Direction == "out" {
+		if g.toggledLocked() == "out" {
 			return "out"
 		}
 	}
 	return "in"
+}
+
+// toggledLocked is the direction a toggle device was set to: by the guard since start, else at start. g.mu is held.
+func (g *Gate) toggledLocked() string {
+	if g.toggled != "" {
+		return g.toggled
+	}
+	return g.Direction
 }
 
 func (g *Gate) modeOrIn() decide.Mode {
@@ -217,10 +222,7 @@ func (g *Gate) remember(k subject.Key, s decide.Seen) {
 // context is what the decision needs besides the code, and the policy in force.
 func (g *Gate) context(now time.Time, k subject.Key, named bool) (decide.Context, decide.Policy) {
 	g.mu.Lock()
-	dir := g.Direction
-	if g.toggled != "" {
-		dir = g.toggled
-	}
+	dir := g.toggledLocked()
 	pol := g.Policy
 	g.mu.Unlock()
 	c := decide.Context{Now: now, Mode: g.Mode, Direction: dir}
