@@ -38,6 +38,7 @@ type Broker struct {
 // Devices is where the broker looks up device accounts (the hub's database).
 type Devices interface {
 	Device(ctx context.Context, device string) (store.DeviceCredentials, error)
+	Devices(ctx context.Context) ([]store.DeviceCredentials, error)
 }
 
 // Auth makes the broker admit only the hub (HubUser, HubPassword) and enrolled devices.
@@ -99,19 +100,28 @@ func (b *Broker) watchRevoked(ctx context.Context, a Auth) {
 			return
 		case <-tick.C:
 		}
+		// One read of every account per round, however many devices are connected.
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ds, err := a.Devices.Devices(lctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				a.Log.Warn("broker: reading the device accounts failed; checked again shortly", "err", err)
+			}
+			continue
+		}
+		revoked := map[string]bool{}
+		for _, d := range ds {
+			if d.Revoked {
+				revoked[d.Device] = true
+			}
+		}
 		for _, cl := range b.srv.Clients.GetAll() {
 			user := string(cl.Properties.Username)
 			if user == "" || user == a.HubUser || cl.Closed() {
 				continue
 			}
-			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			d, err := a.Devices.Device(lctx, user)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				a.Log.Warn("broker: looking up a connected device failed; checked again shortly", "device", user, "err", err)
-				continue
-			}
-			if d.Revoked {
+			if revoked[user] {
 				a.Log.Warn("broker: device revoked while connected: connection closed", "device", user, "client", cl.ID)
 				cl.Stop(packets.ErrNotAuthorized)
 			}
